@@ -1,0 +1,260 @@
+//! Careful file operations the applier relies on: atomic durable writes,
+//! directory flushing, and opening files without following symlinks.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{Mode, OFlags};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Flushes a directory so renames in it survive a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same
+/// directory, flushed, renamed into place, directory flushed).
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Why a queue file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum UntrustedReadError {
+    /// The path is a symlink (never followed).
+    #[error("is a symbolic link (not followed)")]
+    Symlink,
+    /// A directory, FIFO, socket or device.
+    #[error("is not a regular file ({0})")]
+    NotRegular(&'static str),
+    /// Has other hard links (could be a link to a file outside the queue).
+    #[error("has {0} hard links; queue entries must have exactly one")]
+    HardLinked(u64),
+    /// Too large.
+    #[error("is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Another I/O error.
+    #[error("cannot be read: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Describes a file type for messages.
+pub fn kind_of(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "symbolic link"
+    } else if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_file() {
+        "regular file"
+    } else {
+        "unknown type"
+    }
+}
+
+/// Reads a file that an untrusted party may have placed: never follows a
+/// symlink, never blocks on a FIFO, refuses anything but a regular file with
+/// one link, and reads at most `limit` bytes.
+pub fn read_untrusted(path: &Path, limit: u64) -> Result<Vec<u8>, UntrustedReadError> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            UntrustedReadError::Symlink
+        } else {
+            UntrustedReadError::Io(e.into())
+        }
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(UntrustedReadError::NotRegular(kind_of(&meta.file_type())));
+    }
+    use std::os::unix::fs::MetadataExt;
+    if meta.nlink() != 1 {
+        return Err(UntrustedReadError::HardLinked(meta.nlink()));
+    }
+    if meta.len() > limit {
+        return Err(UntrustedReadError::TooLarge {
+            size: meta.len(),
+            limit,
+        });
+    }
+    let mut buf = Vec::new();
+    file.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(UntrustedReadError::TooLarge {
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// Reads a small trusted file (our own state); `None` when it does not exist.
+pub fn read_optional(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    match File::open(path) {
+        Ok(f) => {
+            let mut buf = Vec::new();
+            f.take(limit).read_to_end(&mut buf)?;
+            Ok(Some(buf))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `dir` (and parents) with `mode` if missing; refuses a symlink or
+/// a non-directory in its place.
+pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => Ok(()),
+        Ok(meta) => Err(io::Error::other(format!(
+            "{} is a {}, expected a directory; refusing to use it",
+            dir.display(),
+            kind_of(&meta.file_type())
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            match fs::DirBuilder::new().mode(mode).create(dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => ensure_dir(dir, mode),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        atomic_write(&p, b"one", 0o644).unwrap();
+        atomic_write(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn untrusted_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"hello").unwrap();
+        assert_eq!(read_untrusted(&file, 10).unwrap(), b"hello");
+        assert!(matches!(
+            read_untrusted(&file, 3),
+            Err(UntrustedReadError::TooLarge { size: 5, limit: 3 })
+        ));
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(matches!(
+            read_untrusted(&link, 10),
+            Err(UntrustedReadError::Symlink)
+        ));
+        let hard = dir.path().join("h");
+        fs::hard_link(&file, &hard).unwrap();
+        assert!(matches!(
+            read_untrusted(&hard, 10),
+            Err(UntrustedReadError::HardLinked(2))
+        ));
+        let sub = dir.path().join("d");
+        fs::create_dir(&sub).unwrap();
+        assert!(matches!(
+            read_untrusted(&sub, 10),
+            Err(UntrustedReadError::NotRegular("directory"))
+        ));
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(
+            read_untrusted(&fifo, 10),
+            Err(UntrustedReadError::NotRegular("FIFO"))
+        ));
+    }
+
+    #[test]
+    fn ensure_dir_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        ensure_dir(&real, 0o700).unwrap();
+        ensure_dir(&real, 0o700).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(
+            ensure_dir(&link, 0o700)
+                .unwrap_err()
+                .to_string()
+                .contains("symbolic link")
+        );
+    }
+}

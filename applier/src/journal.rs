@@ -1,0 +1,130 @@
+//! The crash journal: before the first `--del` of a change the applier
+//! records what it is about to delete and what it will add; the note is
+//! removed once the `--add` is done. After a crash between the two, the note
+//! is the proof that this applier removed the record, which is the only case
+//! in which it may add a record that is not in the zone.
+//!
+//! The journal lives in the private directory, out of the web side's reach:
+//! a forged note would let it create names.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use dyndns_core::{Hostname, RecordType};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{atomic_write, read_optional, sync_dir};
+use crate::layout::is_not_found;
+
+/// One change in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalNote {
+    /// The host.
+    pub host: Hostname,
+    /// A or AAAA.
+    #[serde(rename = "type")]
+    pub record_type: RecordType,
+    /// Its zone.
+    pub zone: Hostname,
+    /// The values being deleted.
+    pub deleting: Vec<String>,
+    /// The address to add.
+    pub target: IpAddr,
+    /// When the change began.
+    #[serde(with = "humantime_serde")]
+    pub started: SystemTime,
+}
+
+/// The journal directory.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// The journal kept in `dir`.
+    pub fn new(dir: PathBuf) -> Journal {
+        Journal { dir }
+    }
+
+    fn path(&self, host: &Hostname, t: RecordType) -> PathBuf {
+        self.dir.join(format!("{host}_{t}.json"))
+    }
+
+    /// Records a change about to start (durably).
+    pub fn begin(&self, note: &JournalNote) -> Result<()> {
+        let bytes = serde_json::to_vec(note)?;
+        atomic_write(&self.path(&note.host, note.record_type), &bytes, 0o600)
+            .with_context(|| format!("writing the journal for {}/{}", note.host, note.record_type))
+    }
+
+    /// The note for `host`/`t`, if a change was interrupted.
+    pub fn get(&self, host: &Hostname, t: RecordType) -> Result<Option<JournalNote>> {
+        match read_optional(&self.path(host, t), 64 * 1024)? {
+            None => Ok(None),
+            Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        }
+    }
+
+    /// Removes the note once the change is complete.
+    pub fn finish(&self, host: &Hostname, t: RecordType) -> Result<()> {
+        match fs::remove_file(self.path(host, t)) {
+            Ok(()) => sync_dir(&self.dir).map_err(Into::into),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every note present (interrupted changes).
+    pub fn all(&self) -> Result<Vec<JournalNote>> {
+        let mut out = Vec::new();
+        let dir = match fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if is_not_found(&e) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in dir {
+            let entry = entry?;
+            if !entry.file_name().to_string_lossy().ends_with(".json") {
+                continue;
+            }
+            if let Some(bytes) = read_optional(&entry.path(), 64 * 1024)?
+                && let Ok(note) = serde_json::from_slice::<JournalNote>(&bytes)
+            {
+                out.push(note);
+            }
+        }
+        out.sort_by(|a, b| (&a.host, a.record_type).cmp(&(&b.host, b.record_type)));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_get_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path().to_path_buf());
+        let host = Hostname::parse("home.dyn.example.com").unwrap();
+        let note = JournalNote {
+            host: host.clone(),
+            record_type: RecordType::A,
+            zone: Hostname::parse("dyn.example.com").unwrap(),
+            deleting: vec!["198.51.100.1".into()],
+            target: "198.51.100.2".parse().unwrap(),
+            started: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(j.get(&host, RecordType::A).unwrap(), None);
+        j.begin(&note).unwrap();
+        assert_eq!(j.get(&host, RecordType::A).unwrap(), Some(note.clone()));
+        assert_eq!(j.all().unwrap(), vec![note]);
+        j.finish(&host, RecordType::A).unwrap();
+        j.finish(&host, RecordType::A).unwrap();
+        assert!(j.all().unwrap().is_empty());
+    }
+}

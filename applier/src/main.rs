@@ -1,0 +1,208 @@
+//! `dyndns-applier`: applies queued dyndns updates to Plesk DNS. Runs as
+//! root, as a systemd service (`run`) or from cron (`--once`, `--timeout`).
+
+mod backend;
+mod batch;
+mod config_file;
+mod fsutil;
+mod instance_lock;
+mod journal;
+mod layout;
+mod process;
+mod publish;
+mod queue_reader;
+mod retry;
+mod runner;
+mod signals;
+mod state_store;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dyndns_core::credential::{Credential, SALT_LEN, generate_secret};
+use tracing::error;
+use tracing_subscriber::EnvFilter;
+
+use crate::runner::{EXIT_ERROR, RunOptions};
+
+/// Applies queued dyndns updates to Plesk DNS.
+#[derive(Debug, Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// The config file.
+    #[arg(short, long, env = "DYNDNS_CONFIG", default_value = dyndns_core::config::DEFAULT_CONFIG_PATH, global = true)]
+    config: PathBuf,
+
+    /// Log level (error, warn, info, debug, trace); overrides RUST_LOG.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll the queue and apply updates (the default).
+    Run(RunArgs),
+    /// Show pending and failed entries, interrupted changes and applied state.
+    Status,
+    /// Validate the config and the environment, then exit.
+    CheckConfig,
+    /// Write the handler's view of the config (also done by `run`).
+    Publish,
+    /// Make a new random secret and the credential hash for the config.
+    NewCredential {
+        /// Also print a [[users]] block for this user name.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct RunArgs {
+    /// Process what is pending once and exit (exit code 0: all applied,
+    /// 2: some rejected, 3: some left for retry, 4: another applier runs).
+    #[arg(long, visible_alias = "runonce")]
+    once: bool,
+    /// Exit after this many seconds (for cron); the host in progress is finished first.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Polling interval, e.g. "2s" (default: from the config).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    interval: Option<Duration>,
+    /// Print the Plesk commands that would run; change nothing in DNS or the queue.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR as u8)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => run(&cli.config, cli.run),
+        Some(Command::Run(args)) => run(&cli.config, args),
+        Some(Command::Status) => {
+            let loaded = config_file::load(&cli.config)?;
+            status::print_status(&loaded, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+        Some(Command::CheckConfig) => check_config(&cli.config),
+        Some(Command::Publish) => {
+            let loaded = config_file::load(&cli.config)?;
+            let layout = layout::Layout::new(&loaded.config.paths);
+            layout.ensure()?;
+            let written = publish::publish(&loaded.config, &layout)?;
+            println!(
+                "{} {}",
+                if written { "published" } else { "unchanged:" },
+                layout.view.display()
+            );
+            Ok(0)
+        }
+        Some(Command::NewCredential { user }) => {
+            new_credential(user.as_deref())?;
+            Ok(0)
+        }
+    }
+}
+
+fn run(config: &std::path::Path, args: RunArgs) -> Result<i32> {
+    runner::run(
+        config,
+        RunOptions {
+            once: args.once,
+            timeout: args.timeout.map(Duration::from_secs),
+            interval: args.interval,
+            dry_run: args.dry_run,
+        },
+    )
+}
+
+fn check_config(path: &std::path::Path) -> Result<i32> {
+    let loaded = config_file::load(path)?;
+    let c = &loaded.config;
+    println!(
+        "{}: OK ({} zone(s), {} host(s), {} user(s))",
+        path.display(),
+        c.zones.len(),
+        c.hosts.len(),
+        c.users.len()
+    );
+    let mut warnings = config_file::permission_warnings(&loaded);
+    match std::fs::metadata(&c.applier.plesk) {
+        Ok(m) if m.is_file() => {}
+        _ => warnings.push(format!(
+            "applier.plesk: {} is not an existing file (is Plesk installed?)",
+            c.applier.plesk.display()
+        )),
+    }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    Ok(0)
+}
+
+fn new_credential(user: Option<&str>) -> Result<()> {
+    let mut fill_err = None;
+    let secret = generate_secret(|buf| {
+        if let Err(e) = getrandom::fill(buf) {
+            fill_err = Some(e);
+        }
+    });
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    if let Some(e) = fill_err {
+        return Err(anyhow::anyhow!("no random source: {e}"));
+    }
+    let credential = Credential::derive(&secret, salt);
+    println!("secret:     {secret}");
+    println!("credential: {credential}");
+    if let Some(user) = user {
+        println!();
+        println!("[[users]]");
+        println!("name = {}", toml_string(user));
+        println!("credential = \"{credential}\"");
+        println!("hosts = []  # fill in");
+    }
+    eprintln!(
+        "The secret is shown only now; give it to the client. Only the credential goes into the config."
+    );
+    Ok(())
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .context("quoting")
+        .unwrap_or_else(|_| "\"\"".into())
+}

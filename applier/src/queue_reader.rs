@@ -1,0 +1,354 @@
+//! Reading the queue as untrusted input. Pending entries are claimed by a
+//! rename from `new/` into `cur/` (root's directory) before they are read;
+//! anything that is not a regular, singly linked, small file with a valid
+//! name and content is moved to `failed/` with a `.reason` file. Symlinks
+//! are moved as links: their targets are never opened, moved or deleted.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use dyndns_core::config::Config;
+use dyndns_core::queue::{self, EntryName, QueueEntry};
+use rustix::fs::{CWD, RenameFlags};
+use tracing::{debug, error, warn};
+use walkdir::WalkDir;
+
+use crate::fsutil::{kind_of, read_untrusted};
+use crate::layout::Layout;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A valid entry, claimed (or, in dry-run, just read).
+#[derive(Debug, Clone)]
+pub struct ValidEntry {
+    /// Where the file is now.
+    pub path: PathBuf,
+    /// Its parsed name.
+    pub name: EntryName,
+    /// Its content.
+    pub entry: QueueEntry,
+    /// True when it was claimed from `new/` in this batch (a fresh request).
+    pub fresh: bool,
+}
+
+/// What a look at the queue found.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Usable entries (several per host and type are possible).
+    pub entries: Vec<ValidEntry>,
+    /// Rejected items: (what, why).
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Reads and claims queue entries.
+pub struct QueueReader<'a> {
+    layout: &'a Layout,
+    config: &'a Config,
+}
+
+fn claim_id() -> String {
+    let ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!(
+        "{ms}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A name safe to reuse in `failed/`: short, plain ASCII.
+fn safe_name(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    ok.then_some(name)
+}
+
+impl<'a> QueueReader<'a> {
+    /// A reader for `layout`, checking entries against `config`.
+    pub fn new(layout: &'a Layout, config: &'a Config) -> QueueReader<'a> {
+        QueueReader { layout, config }
+    }
+
+    /// Claims every pending entry and reads every claimed one. Bad items are
+    /// moved to `failed/`.
+    pub fn collect(&self) -> Result<Collected> {
+        let mut out = Collected::default();
+        let mut claimed_now: HashSet<PathBuf> = HashSet::new();
+        // 1. claim from new/
+        for item in list_dir(&self.layout.new) {
+            let (path, file_name, file_type) = match item {
+                Ok(x) => x,
+                Err(e) => {
+                    error!("cannot list {}: {e}", self.layout.new.display());
+                    continue;
+                }
+            };
+            let shown = display_name(&path);
+            if !file_type.is_file() {
+                self.reject(
+                    &path,
+                    &mut out,
+                    &shown,
+                    format!("is a {}, not a regular file", kind_of(&file_type)),
+                );
+                continue;
+            }
+            let Some(name_str) = file_name.as_deref() else {
+                self.reject(&path, &mut out, &shown, "file name is not UTF-8".into());
+                continue;
+            };
+            let name = match EntryName::parse(name_str) {
+                Ok(n) if n.claim.is_none() => n,
+                Ok(_) => {
+                    self.reject(
+                        &path,
+                        &mut out,
+                        &shown,
+                        "a claimed entry's name is not allowed in new/".into(),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.reject(&path, &mut out, &shown, e.to_string());
+                    continue;
+                }
+            };
+            let target = self.layout.cur.join(EntryName::claimed(
+                &name.host,
+                name.record_type,
+                &claim_id(),
+            ));
+            match rustix::fs::renameat_with(CWD, &path, CWD, &target, RenameFlags::NOREPLACE) {
+                Ok(()) => {
+                    debug!("claimed {shown}");
+                    claimed_now.insert(target);
+                }
+                Err(e) => {
+                    // Vanished (replaced by a newer rename) or unreadable: next batch.
+                    debug!("could not claim {shown}: {e}");
+                }
+            }
+        }
+        // 2. read everything in cur/
+        for item in list_dir(&self.layout.cur) {
+            let (path, file_name, file_type) = match item {
+                Ok(x) => x,
+                Err(e) => {
+                    error!("cannot list {}: {e}", self.layout.cur.display());
+                    continue;
+                }
+            };
+            let shown = display_name(&path);
+            if !file_type.is_file() {
+                self.reject(
+                    &path,
+                    &mut out,
+                    &shown,
+                    format!("is a {}, not a regular file", kind_of(&file_type)),
+                );
+                continue;
+            }
+            let Some(name_str) = file_name.as_deref() else {
+                self.reject(&path, &mut out, &shown, "file name is not UTF-8".into());
+                continue;
+            };
+            let name = match EntryName::parse(name_str) {
+                Ok(n) if n.claim.is_some() => n,
+                Ok(_) => {
+                    self.reject(&path, &mut out, &shown, "unclaimed name in cur/".into());
+                    continue;
+                }
+                Err(e) => {
+                    self.reject(&path, &mut out, &shown, e.to_string());
+                    continue;
+                }
+            };
+            match self.read_entry(&path, &name) {
+                Ok(entry) => {
+                    let fresh = claimed_now.contains(&path);
+                    out.entries.push(ValidEntry {
+                        path,
+                        name,
+                        entry,
+                        fresh,
+                    });
+                }
+                Err(reason) => self.reject(&path, &mut out, &shown, reason),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads without moving anything (for `--dry-run` and `status`):
+    /// pending entries in `new/` and claimed ones in `cur/`.
+    pub fn peek(&self) -> Collected {
+        let mut out = Collected::default();
+        for dir in [&self.layout.cur, &self.layout.new] {
+            for (path, file_name, file_type) in list_dir(dir).flatten() {
+                let shown = display_name(&path);
+                if !file_type.is_file() {
+                    out.rejected.push((
+                        shown,
+                        format!("is a {}, not a regular file", kind_of(&file_type)),
+                    ));
+                    continue;
+                }
+                let Some(name_str) = file_name.as_deref() else {
+                    out.rejected.push((shown, "file name is not UTF-8".into()));
+                    continue;
+                };
+                let name = match EntryName::parse(name_str) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        out.rejected.push((shown, e.to_string()));
+                        continue;
+                    }
+                };
+                match self.read_entry(&path, &name) {
+                    Ok(entry) => out.entries.push(ValidEntry {
+                        path,
+                        name,
+                        entry,
+                        fresh: dir == &self.layout.new,
+                    }),
+                    Err(reason) => out.rejected.push((shown, reason)),
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads and validates one entry file.
+    fn read_entry(&self, path: &Path, name: &EntryName) -> Result<QueueEntry, String> {
+        let bytes = read_untrusted(path, queue::MAX_ENTRY_BYTES).map_err(|e| e.to_string())?;
+        let entry = QueueEntry::from_untrusted(&bytes, name).map_err(|e| e.to_string())?;
+        check_against_config(self.config, &entry)?;
+        Ok(entry)
+    }
+
+    /// Moves a bad item to `failed/` with a reason file beside it.
+    fn reject(&self, path: &Path, out: &mut Collected, shown: &str, reason: String) {
+        warn!(item = %shown, %reason, "rejected queue item");
+        if let Err(e) = move_to_failed(self.layout, path, &reason) {
+            error!(item = %shown, "could not move the rejected item to failed/: {e}");
+        }
+        out.rejected.push((shown.to_string(), reason));
+    }
+}
+
+/// Checks a well-formed entry against the config: the host is configured,
+/// its zone is allowed, the record type is enabled for it.
+pub fn check_against_config(config: &Config, entry: &QueueEntry) -> Result<(), String> {
+    let Some(host) = config.host(&entry.host) else {
+        return Err(format!("{} is not a configured host", entry.host));
+    };
+    if !config.zone_allowed(&host.zone) || !entry.host.is_in_zone(&host.zone) {
+        return Err(format!(
+            "zone {} of {} is not allowed",
+            host.zone, entry.host
+        ));
+    }
+    if config.zone_of(&entry.host) != Some(&host.zone) {
+        return Err(format!("{} is not in an allowed zone", entry.host));
+    }
+    if !host.types.contains(&entry.record_type) {
+        return Err(format!(
+            "{} records are not enabled for {}",
+            entry.record_type, entry.host
+        ));
+    }
+    Ok(())
+}
+
+type DirItem = std::io::Result<(PathBuf, Option<String>, fs::FileType)>;
+
+/// The direct children of `dir`, not following symlinks, sorted by name.
+fn list_dir(dir: &Path) -> impl Iterator<Item = DirItem> {
+    WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .follow_links(false)
+        .follow_root_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|r| {
+            r.map(|e| {
+                let name = e.file_name().to_str().map(str::to_string);
+                (e.path().to_path_buf(), name, e.file_type())
+            })
+            .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+}
+
+/// The item's path for humans (escaped).
+pub fn display_name(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+        .trim_matches('"')
+        .to_string()
+}
+
+/// Moves `path` (file, directory, symlink, FIFO: as it is) into `failed/`
+/// and writes the reason next to it.
+pub fn move_to_failed(layout: &Layout, path: &Path, reason: &str) -> Result<PathBuf> {
+    let original = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = safe_name(&original)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("rejected-{}", claim_id()));
+    let mut target = layout.failed.join(&base);
+    let mut n = 0;
+    while fs::symlink_metadata(&target).is_ok()
+        || fs::symlink_metadata(reason_path(&target)).is_ok()
+    {
+        n += 1;
+        target = layout.failed.join(format!("{base}.{n}"));
+    }
+    rustix::fs::renameat_with(CWD, path, CWD, &target, RenameFlags::NOREPLACE)?;
+    let text = format!(
+        "item: {}\nreason: {}\nrejected: {}\n",
+        display_name(path),
+        reason,
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+    fs::write(reason_path(&target), text)?;
+    Ok(target)
+}
+
+fn reason_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(queue::REASON_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Removes leftovers in `tmp/` older than `max_age` (a handler killed between
+/// write and rename). Only unlinks; never follows links or enters directories.
+pub fn clean_tmp(layout: &Layout, max_age: Duration) {
+    let now = SystemTime::now();
+    for (path, _, ft) in list_dir(&layout.tmp).flatten() {
+        if ft.is_dir() {
+            continue;
+        }
+        let old = fs::symlink_metadata(&path)
+            .and_then(|m| m.modified())
+            .map(|m| now.duration_since(m).unwrap_or_default() > max_age)
+            .unwrap_or(false);
+        if old {
+            match fs::remove_file(&path) {
+                Ok(()) => debug!("removed stale temporary file {}", display_name(&path)),
+                Err(e) => warn!("cannot remove stale {}: {e}", display_name(&path)),
+            }
+        }
+    }
+}

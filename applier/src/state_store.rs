@@ -1,0 +1,69 @@
+//! Writing the files the handler reads: applied state per host and type
+//! (for `nochg`) and the heartbeat (for `/health`).
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use dyndns_core::state::{AppliedRecord, Heartbeat};
+use dyndns_core::{Hostname, RecordType};
+
+use crate::fsutil::{atomic_write, read_optional};
+use crate::layout::Layout;
+
+/// Records that `host`/`t` now has `address` in DNS.
+pub fn write_applied(
+    layout: &Layout,
+    host: &Hostname,
+    t: RecordType,
+    address: IpAddr,
+    at: SystemTime,
+) -> Result<()> {
+    let record = AppliedRecord {
+        host: host.clone(),
+        record_type: t,
+        address,
+        applied_at: at,
+    };
+    let path = layout.applied.join(AppliedRecord::file_name(host, t));
+    if let Ok(Some(bytes)) = read_optional(&path, 4096)
+        && let Ok(old) = serde_json::from_slice::<AppliedRecord>(&bytes)
+        && old.address == address
+        && at.duration_since(old.applied_at).unwrap_or_default() < Duration::from_secs(3600)
+    {
+        // Unchanged and recent: spare the disk a write.
+        return Ok(());
+    }
+    atomic_write(&path, &serde_json::to_vec(&record)?, 0o644)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads the applied record for `host`/`t`.
+pub fn read_applied(layout: &Layout, host: &Hostname, t: RecordType) -> Option<AppliedRecord> {
+    let path = layout.applied.join(AppliedRecord::file_name(host, t));
+    read_optional(&path, 4096)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Writes the heartbeat.
+pub fn write_heartbeat(layout: &Layout, interval: Duration, dry_run: bool) -> Result<()> {
+    let hb = Heartbeat {
+        pid: std::process::id(),
+        at: SystemTime::now(),
+        interval,
+        dry_run,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    atomic_write(&layout.heartbeat, &serde_json::to_vec(&hb)?, 0o644)
+        .with_context(|| format!("writing {}", layout.heartbeat.display()))
+}
+
+/// Reads the heartbeat, if any.
+pub fn read_heartbeat(layout: &Layout) -> Option<Heartbeat> {
+    read_optional(&layout.heartbeat, 4096)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}

@@ -1,0 +1,151 @@
+//! `dyndns-applier status`: what is pending, what failed and why, which
+//! changes were interrupted, and what was applied. Reads only.
+
+use std::fs;
+use std::io::Write;
+
+use anyhow::Result;
+use dyndns_core::queue::REASON_SUFFIX;
+
+use crate::config_file::LoadedConfig;
+use crate::instance_lock;
+use crate::journal::Journal;
+use crate::layout::Layout;
+use crate::queue_reader::QueueReader;
+use crate::retry::RetrySchedule;
+use crate::runner::ago;
+use crate::state_store::{read_applied, read_heartbeat};
+
+/// Prints the status report to `out`.
+pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
+    let config = &loaded.config;
+    let layout = Layout::new(&config.paths);
+    writeln!(out, "config: {}", loaded.path.display())?;
+
+    let holder = if instance_lock::try_lock(&layout.lock)
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        None
+    } else {
+        Some(instance_lock::holder(&layout.lock))
+    };
+    match (read_heartbeat(&layout), holder) {
+        (Some(hb), Some(_)) => writeln!(
+            out,
+            "applier: running (pid {}, heartbeat {}{})",
+            hb.pid,
+            ago(hb.at),
+            if hb.dry_run { ", dry run" } else { "" }
+        )?,
+        (Some(hb), None) => writeln!(out, "applier: not running (last heartbeat {})", ago(hb.at))?,
+        (None, Some(_)) => writeln!(out, "applier: running (no heartbeat yet)")?,
+        (None, None) => writeln!(out, "applier: never ran with this state directory")?,
+    }
+
+    let retry = RetrySchedule::load(layout.retry.clone());
+    let collected = QueueReader::new(&layout, config).peek();
+    writeln!(out, "\npending ({}):", collected.entries.len())?;
+    let mut entries = collected.entries;
+    entries.sort_by(|a, b| a.name.key().cmp(&b.name.key()));
+    for e in &entries {
+        let key = e.name.key();
+        let place = if e.fresh { "new" } else { "claimed" };
+        write!(
+            out,
+            "  {:<40} {:<4} {:<39} requested {} by {} [{place}]",
+            e.entry.host.as_str(),
+            e.entry.record_type.as_str(),
+            e.entry.address.to_string(),
+            ago(e.entry.requested_at),
+            e.entry.user
+        )?;
+        if let Some(r) = retry.get(&key) {
+            write!(
+                out,
+                "\n      {} failed attempt(s), next {}; last error: {}",
+                r.attempts,
+                match r.next_attempt.duration_since(std::time::SystemTime::now()) {
+                    Ok(d) => format!(
+                        "in {}",
+                        humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+                    ),
+                    Err(_) => "now".to_string(),
+                },
+                r.last_error
+            )?;
+        }
+        writeln!(out)?;
+    }
+    for (item, reason) in &collected.rejected {
+        writeln!(out, "  {item}: will be rejected: {reason}")?;
+    }
+
+    let mut failed: Vec<(String, String)> = Vec::new();
+    if let Ok(dir) = fs::read_dir(&layout.failed) {
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(item) = name.strip_suffix(REASON_SUFFIX) {
+                let text = fs::read_to_string(entry.path()).unwrap_or_default();
+                let reason = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("reason: "))
+                    .unwrap_or("(no reason recorded)")
+                    .to_string();
+                failed.push((item.to_string(), reason));
+            }
+        }
+    }
+    failed.sort();
+    writeln!(
+        out,
+        "\nfailed ({}) in {}:",
+        failed.len(),
+        layout.failed.display()
+    )?;
+    for (item, reason) in &failed {
+        writeln!(out, "  {item}: {reason}")?;
+    }
+
+    let notes = Journal::new(layout.journal.clone())
+        .all()
+        .unwrap_or_default();
+    if !notes.is_empty() {
+        writeln!(out, "\ninterrupted changes (repaired on the next batch):")?;
+        for n in &notes {
+            writeln!(
+                out,
+                "  {} {}: deleting {:?}, adding {} (started {})",
+                n.host,
+                n.record_type,
+                n.deleting,
+                n.target,
+                ago(n.started)
+            )?;
+        }
+    }
+
+    writeln!(out, "\napplied:")?;
+    for host in config.hosts.values() {
+        for t in &host.types {
+            match read_applied(&layout, &host.name, *t) {
+                Some(r) => writeln!(
+                    out,
+                    "  {:<40} {:<4} {:<39} {}",
+                    host.name.as_str(),
+                    t.as_str(),
+                    r.address.to_string(),
+                    ago(r.applied_at)
+                )?,
+                None => writeln!(
+                    out,
+                    "  {:<40} {:<4} (nothing applied yet)",
+                    host.name.as_str(),
+                    t.as_str()
+                )?,
+            }
+        }
+    }
+    Ok(())
+}

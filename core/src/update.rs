@@ -1,0 +1,204 @@
+//! The decision at the heart of an update request: for each requested host,
+//! which answer to give and which queue entries to write. Lookups go through
+//! [`UpdateContext`], so this logic does no I/O of its own.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::address::{check_publishable, combine_prefix};
+use crate::answer::{Code, HostAnswer};
+use crate::authorization::{Grant, may_update};
+use crate::hostname::Hostname;
+use crate::record_type::RecordType;
+use crate::request::RequestedAddresses;
+use crate::view::{HandlerSettings, HostView};
+
+/// What the planner needs to look up.
+pub trait UpdateContext {
+    /// Error of a failed lookup (an I/O fault, answered with `911`).
+    type Error;
+    /// The configured host `name`, if any.
+    fn host(&mut self, name: &Hostname) -> Result<Option<HostView>, Self::Error>;
+    /// The newest known address of `host`/`record_type`: the pending entry's,
+    /// else the applied one.
+    fn known_address(
+        &mut self,
+        host: &Hostname,
+        record_type: RecordType,
+    ) -> Result<Option<IpAddr>, Self::Error>;
+}
+
+/// A queue entry to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedWrite {
+    /// The host.
+    pub host: Hostname,
+    /// A or AAAA.
+    pub record_type: RecordType,
+    /// The wanted address.
+    pub address: IpAddr,
+}
+
+/// The outcome for one requested host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostOutcome {
+    /// The host name as requested.
+    pub requested: String,
+    /// The answer line.
+    pub answer: HostAnswer,
+    /// Why, when the answer is a refusal (for the log, never sent).
+    pub reason: Option<String>,
+}
+
+/// The plan for a whole request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdatePlan {
+    /// One outcome per requested host, in request order.
+    pub outcomes: Vec<HostOutcome>,
+    /// Entries to write before answering.
+    pub writes: Vec<PlannedWrite>,
+}
+
+/// The authenticated user, as far as planning needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// User name.
+    pub name: &'a str,
+    /// The user's grants.
+    pub grants: &'a [Grant],
+}
+
+/// Plans an update for `hostnames` (already limited to the allowed count).
+pub fn plan_update<C: UpdateContext>(
+    requester: Requester<'_>,
+    settings: &HandlerSettings,
+    hostnames: &[String],
+    addresses: &RequestedAddresses,
+    ctx: &mut C,
+) -> Result<UpdatePlan, C::Error> {
+    let mut plan = UpdatePlan::default();
+    let mut decided: HashMap<Hostname, HostAnswer> = HashMap::new();
+    for requested in hostnames {
+        let refuse = |code: Code, reason: String| HostOutcome {
+            requested: requested.clone(),
+            answer: HostAnswer::Code(code),
+            reason: Some(reason),
+        };
+        let name = match Hostname::parse(requested) {
+            Ok(name) => name,
+            Err(e) => {
+                plan.outcomes.push(refuse(Code::NotFqdn, e.to_string()));
+                continue;
+            }
+        };
+        if let Some(answer) = decided.get(&name) {
+            plan.outcomes.push(HostOutcome {
+                requested: requested.clone(),
+                answer: answer.clone(),
+                reason: Some("repeated in the request".into()),
+            });
+            continue;
+        }
+        let Some(host) = ctx.host(&name)? else {
+            plan.outcomes.push(refuse(
+                Code::NoHost,
+                format!("{name} is not a configured dynamic host"),
+            ));
+            continue;
+        };
+        if !may_update(
+            requester.name,
+            requester.grants,
+            &name,
+            settings.user_named_hosts,
+        ) {
+            plan.outcomes
+                .push(refuse(Code::NoHost, format!("user may not update {name}")));
+            continue;
+        }
+        if host.name != name || !settings.zones.contains(&host.zone) || !name.is_in_zone(&host.zone)
+        {
+            plan.outcomes.push(refuse(
+                Code::NoHost,
+                format!("{name} is not in an allowed zone"),
+            ));
+            continue;
+        }
+        let wanted = match wanted_addresses(&host, addresses) {
+            Ok(w) if w.is_empty() => {
+                let types: Vec<&str> = host.types.iter().map(|t| t.as_str()).collect();
+                plan.outcomes.push(refuse(
+                    Code::NoHost,
+                    format!(
+                        "the request carries no address for {name}'s record types ({})",
+                        types.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            Ok(w) => w,
+            Err(reason) => {
+                plan.outcomes.push(refuse(Code::BadAgent, reason));
+                continue;
+            }
+        };
+        let mut changed = false;
+        for (record_type, address) in &wanted {
+            if ctx.known_address(&name, *record_type)? != Some(*address) {
+                changed = true;
+                plan.writes.push(PlannedWrite {
+                    host: name.clone(),
+                    record_type: *record_type,
+                    address: *address,
+                });
+            }
+        }
+        let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
+        let answer = if changed {
+            HostAnswer::Good(addrs)
+        } else {
+            HostAnswer::NoChg(addrs)
+        };
+        decided.insert(name, answer.clone());
+        plan.outcomes.push(HostOutcome {
+            requested: requested.clone(),
+            answer,
+            reason: None,
+        });
+    }
+    Ok(plan)
+}
+
+/// The addresses `host` should get from this request, A before AAAA. A host
+/// with an interface identifier takes prefix + identifier when the request
+/// carries a LAN prefix.
+fn wanted_addresses(
+    host: &HostView,
+    req: &RequestedAddresses,
+) -> Result<Vec<(RecordType, IpAddr)>, String> {
+    let mut out = Vec::new();
+    for t in RecordType::ALL {
+        if !host.types.contains(&t) {
+            continue;
+        }
+        let addr = match t {
+            RecordType::A => req.v4.map(IpAddr::V4),
+            RecordType::AAAA => match (host.ipv6_interface_id, req.lan_prefix) {
+                (Some(iid), Some(prefix)) => {
+                    let combined = IpAddr::V6(combine_prefix(prefix, iid));
+                    check_publishable(combined)
+                        .map_err(|e| format!("ip6lanprefix {prefix}: {e}"))?;
+                    Some(combined)
+                }
+                _ => req.v6.map(IpAddr::V6),
+            },
+        };
+        if let Some(a) = addr {
+            out.push((t, a));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

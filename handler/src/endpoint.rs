@@ -1,0 +1,279 @@
+//! Routing and the dyndns2 conversation: `/nic/update` (and `/update`),
+//! `/health`, and a protocol answer for everything else. Works on plain
+//! [`RequestParts`] so it does not depend on the runtime's types.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use dyndns_core::answer::{Code, HostAnswer, render_body};
+use dyndns_core::basic_auth::{BasicAuthError, parse_basic_auth};
+use dyndns_core::client_address::{client_address, parse_peer};
+use dyndns_core::credential::Credential;
+use dyndns_core::queue::{ENTRY_FORMAT, QueueEntry};
+use dyndns_core::request::{MAX_HOSTS_PER_REQUEST, UpdateParams};
+use dyndns_core::update::{Requester, plan_update};
+use dyndns_core::view::HandlerSettings;
+use tracing::{error, info, warn};
+
+use crate::storage::{FileContext, Storage};
+
+/// A request as read from the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct RequestParts {
+    /// The method, upper case.
+    pub method: String,
+    /// Path and query (`/nic/update?hostname=...`).
+    pub target: String,
+    /// Header names and raw values.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body (POST only), at most [`crate::MAX_BODY_BYTES`].
+    pub body: Vec<u8>,
+}
+
+impl RequestParts {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// The answer to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A plain-text reply holding one line.
+    pub fn text(status: u16, line: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: format!("{line}\n"),
+        }
+    }
+
+    fn with_header(mut self, name: &str, value: String) -> Reply {
+        self.headers.push((name.into(), value));
+        self
+    }
+}
+
+/// Answers one request.
+pub fn respond(req: &RequestParts, storage: &Storage) -> Reply {
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    match path {
+        "/nic/update" | "/nic/update/" | "/update" | "/update/" => match req.method.as_str() {
+            "GET" | "POST" => update(req, query, storage),
+            other => {
+                warn!(method = %other.escape_debug(), "update refused: method not allowed");
+                Reply::text(405, "badagent").with_header("allow", "GET, POST".into())
+            }
+        },
+        "/health" | "/health/" => match req.method.as_str() {
+            "GET" | "HEAD" => health(storage),
+            _ => Reply::text(405, "method not allowed").with_header("allow", "GET".into()),
+        },
+        _ => Reply::text(404, "not found: the update URL is /nic/update"),
+    }
+}
+
+fn health(storage: &Storage) -> Reply {
+    let report = storage.health(SystemTime::now());
+    let status = if report.problems.is_empty() { 200 } else { 503 };
+    let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
+    Reply {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: body + "\n",
+    }
+}
+
+/// The client address as far as it can be known: Spin's peer address, and
+/// forwarded headers when that peer is a trusted proxy.
+fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
+    let peer = req.header_str("spin-client-addr").and_then(parse_peer);
+    client_address(
+        peer,
+        req.header_str("x-forwarded-for"),
+        req.header_str("x-real-ip"),
+        &settings.trusted_proxies,
+    )
+}
+
+fn show_client(client: Option<IpAddr>) -> String {
+    client.map_or_else(|| "unknown".to_string(), |c| c.to_string())
+}
+
+fn server_fault(what: &str, err: &dyn std::fmt::Display) -> Reply {
+    error!("{what}: {err}");
+    Reply::text(500, Code::ServerError.as_str())
+}
+
+fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
+    let settings = match storage.settings() {
+        Ok(s) => s,
+        Err(e) => return server_fault("cannot read the handler settings", &e),
+    };
+    let client = client_of(req, &settings);
+    let challenge = format!("Basic realm=\"{}\", charset=\"UTF-8\"", settings.realm);
+
+    // 1. credentials
+    let Some(header) = req.header("authorization") else {
+        info!(client = %show_client(client), "no credentials sent; asking for them");
+        return Reply::text(401, Code::BadAuth.as_str()).with_header("www-authenticate", challenge);
+    };
+    let credentials = match parse_basic_auth(header) {
+        Ok(c) => c,
+        Err(BasicAuthError::NotBasic) => {
+            auth_failure(client, "", "not Basic authentication");
+            return Reply::text(401, Code::BadAuth.as_str())
+                .with_header("www-authenticate", challenge);
+        }
+        Err(e) => {
+            auth_failure(client, "", &e.to_string());
+            return Reply::text(200, Code::BadAuth.as_str());
+        }
+    };
+    let user = match storage.user(&credentials.user) {
+        Ok(u) => u,
+        Err(e) => return server_fault("cannot read the user", &e),
+    };
+    let stored = user
+        .as_ref()
+        .and_then(|u| Credential::parse(&u.credential).ok())
+        .unwrap_or_else(Credential::dummy);
+    // Verify even for unknown users so both cases take the same time.
+    let secret_ok = stored.verify(&credentials.secret);
+    let Some(user) = user.filter(|_| secret_ok) else {
+        auth_failure(client, &credentials.user, "unknown user or wrong secret");
+        return Reply::text(200, Code::BadAuth.as_str());
+    };
+
+    // 2. parameters
+    let mut params = match UpdateParams::parse(query) {
+        Ok(p) => p,
+        Err(e) => return refuse(&user.name, client, &e.to_string()),
+    };
+    if req.method == "POST" && is_form(req) {
+        let Ok(body) = std::str::from_utf8(&req.body) else {
+            return refuse(&user.name, client, "request body is not UTF-8");
+        };
+        if let Err(e) = params.merge(body) {
+            return refuse(&user.name, client, &e.to_string());
+        }
+    }
+    if params.hostnames.is_empty() {
+        info!(user = %user.name, client = %show_client(client), "update refused: no hostname given");
+        return Reply::text(200, Code::NotFqdn.as_str());
+    }
+    if params.hostnames.len() > MAX_HOSTS_PER_REQUEST {
+        info!(user = %user.name, client = %show_client(client), hosts = params.hostnames.len(), "update refused: too many hosts");
+        return Reply::text(200, Code::NumHost.as_str());
+    }
+    let addresses = match params.addresses(client) {
+        Ok(a) => a,
+        Err(e) => return refuse(&user.name, client, &e.to_string()),
+    };
+    if addresses.is_empty() {
+        // Only happens when the runtime gives no peer address (Spin always does).
+        error!(user = %user.name, "the request names no address and the runtime did not pass the client address (spin-client-addr); send myip=");
+        return Reply::text(500, Code::ServerError.as_str());
+    }
+
+    // 3. decide, write, answer
+    let mut ctx = FileContext(storage);
+    let requester = Requester {
+        name: &user.name,
+        grants: &user.grants,
+    };
+    let plan = match plan_update(
+        requester,
+        &settings,
+        &params.hostnames,
+        &addresses,
+        &mut ctx,
+    ) {
+        Ok(p) => p,
+        Err(e) => return server_fault("cannot look up hosts", &e),
+    };
+    let now = SystemTime::now();
+    for write in &plan.writes {
+        let entry = QueueEntry {
+            format: ENTRY_FORMAT,
+            host: write.host.clone(),
+            record_type: write.record_type,
+            address: write.address,
+            requested_at: now,
+            user: user.name.clone(),
+            client,
+        };
+        if let Err(e) = storage.write_entry(&entry) {
+            return server_fault("cannot write the queue entry", &e);
+        }
+    }
+    for outcome in &plan.outcomes {
+        match (&outcome.answer, &outcome.reason) {
+            (HostAnswer::Good(_) | HostAnswer::NoChg(_), _) => info!(
+                user = %user.name,
+                client = %show_client(client),
+                host = %outcome.requested.escape_debug(),
+                "{}",
+                outcome.answer
+            ),
+            (_, reason) => warn!(
+                user = %user.name,
+                client = %show_client(client),
+                host = %outcome.requested.escape_debug(),
+                reason = reason.as_deref().unwrap_or(""),
+                "{}",
+                outcome.answer
+            ),
+        }
+    }
+    Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        body: render_body(plan.outcomes.iter().map(|o| &o.answer)),
+    }
+}
+
+fn is_form(req: &RequestParts) -> bool {
+    match req.header_str("content-type") {
+        None => true,
+        Some(ct) => ct
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded"),
+    }
+}
+
+/// The one log line fail2ban matches (see `deploy/fail2ban/`).
+fn auth_failure(client: Option<IpAddr>, user: &str, reason: &str) {
+    warn!(
+        "authentication failed client={} user=\"{}\" reason=\"{}\"",
+        show_client(client),
+        user.escape_debug(),
+        reason
+    );
+}
+
+fn refuse(user: &str, client: Option<IpAddr>, reason: &str) -> Reply {
+    warn!(user = %user, client = %show_client(client), reason = %reason.escape_debug(), "update refused: badagent");
+    Reply::text(200, Code::BadAgent.as_str())
+}
