@@ -31,7 +31,7 @@ use crate::runner::{EXIT_ERROR, RunOptions};
 
 /// Applies queued dyndns updates to Plesk DNS.
 #[derive(Debug, Parser)]
-#[command(version, about, args_conflicts_with_subcommands = true)]
+#[command(version, about)]
 struct Cli {
     /// The config file.
     #[arg(short, long, env = "DYNDNS_CONFIG", default_value = dyndns_core::config::DEFAULT_CONFIG_PATH, global = true)]
@@ -109,9 +109,22 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    let run_flags =
+        cli.run.once || cli.run.timeout.is_some() || cli.run.interval.is_some() || cli.run.dry_run;
+    if run_flags && !matches!(cli.command, None | Some(Command::Run(_))) {
+        anyhow::bail!("--once, --timeout, --interval and --dry-run belong to `run`");
+    }
     match cli.command {
         None => run(&cli.config, cli.run),
-        Some(Command::Run(args)) => run(&cli.config, args),
+        Some(Command::Run(args)) => {
+            let merged = RunArgs {
+                once: args.once || cli.run.once,
+                timeout: args.timeout.or(cli.run.timeout),
+                interval: args.interval.or(cli.run.interval),
+                dry_run: args.dry_run || cli.run.dry_run,
+            };
+            run(&cli.config, merged)
+        }
         Some(Command::Status) => {
             let loaded = config_file::load(&cli.config)?;
             status::print_status(&loaded, &mut std::io::stdout().lock())?;

@@ -48,6 +48,9 @@ pub struct HostOutcome {
     pub answer: HostAnswer,
     /// Why, when the answer is a refusal (for the log, never sent).
     pub reason: Option<String>,
+    /// True when the host was refused only because the request carried no
+    /// address for its record types.
+    pub missing_address: bool,
 }
 
 /// The plan for a whole request.
@@ -83,6 +86,7 @@ pub fn plan_update<C: UpdateContext>(
             requested: requested.clone(),
             answer: HostAnswer::Code(code),
             reason: Some(reason),
+            missing_address: false,
         };
         let name = match Hostname::parse(requested) {
             Ok(name) => name,
@@ -96,6 +100,7 @@ pub fn plan_update<C: UpdateContext>(
                 requested: requested.clone(),
                 answer: answer.clone(),
                 reason: Some("repeated in the request".into()),
+                missing_address: false,
             });
             continue;
         }
@@ -127,13 +132,15 @@ pub fn plan_update<C: UpdateContext>(
         let wanted = match wanted_addresses(&host, addresses) {
             Ok(w) if w.is_empty() => {
                 let types: Vec<&str> = host.types.iter().map(|t| t.as_str()).collect();
-                plan.outcomes.push(refuse(
+                let mut outcome = refuse(
                     Code::NoHost,
                     format!(
                         "the request carries no address for {name}'s record types ({})",
                         types.join(", ")
                     ),
-                ));
+                );
+                outcome.missing_address = true;
+                plan.outcomes.push(outcome);
                 continue;
             }
             Ok(w) => w,
@@ -164,6 +171,7 @@ pub fn plan_update<C: UpdateContext>(
             requested: requested.clone(),
             answer,
             reason: None,
+            missing_address: false,
         });
     }
     Ok(plan)

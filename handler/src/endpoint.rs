@@ -190,11 +190,6 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         Ok(a) => a,
         Err(e) => return refuse(&user.name, client, &e.to_string()),
     };
-    if addresses.is_empty() {
-        // Only happens when the runtime gives no peer address (Spin always does).
-        error!(user = %user.name, "the request names no address and the runtime did not pass the client address (spin-client-addr); send myip=");
-        return Reply::text(500, Code::ServerError.as_str());
-    }
 
     // 3. decide, write, answer
     let mut ctx = FileContext(storage);
@@ -212,6 +207,14 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         Ok(p) => p,
         Err(e) => return server_fault("cannot look up hosts", &e),
     };
+    if client.is_none()
+        && !params.has_explicit_address()
+        && plan.outcomes.iter().any(|o| o.missing_address)
+    {
+        // Only happens when the runtime gives no peer address (Spin always does).
+        error!(user = %user.name, "the request names no address and the runtime did not pass the client address (spin-client-addr); send myip=");
+        return Reply::text(500, Code::ServerError.as_str());
+    }
     let now = SystemTime::now();
     for write in &plan.writes {
         let entry = QueueEntry {

@@ -1,1 +1,530 @@
-//! Test helpers.
+//! Helpers for the integration tests: building the real artefacts (the
+//! handler `.wasm`, the applier binary), a throw-away deployment in a
+//! temporary directory (config, queue, state, Plesk emulator state), a real
+//! `wasmtime serve` on a loopback port, and a raw HTTP/1.1 client that can
+//! send the malformed requests real clients and attackers send.
+
+pub mod http;
+
+use std::fs;
+use std::io::Read;
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use dyndns_core::credential::Credential;
+use dyndns_core::queue::QueueEntry;
+use serde::Deserialize;
+
+pub use http::Response;
+
+/// The Wasmtime version Spin 4.0.2 embeds; the tests insist on it.
+pub const WASMTIME_VERSION: &str = "44.0.0";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The directory of this test binary's profile (`target/debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("profile dir")
+}
+
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .current_dir(root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
+/// Builds (once per test process) and returns the release handler component.
+pub fn handler_wasm() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        cargo_build(&[
+            "-p",
+            "dyndns-handler",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+        ]);
+        let p = target_dir().join("wasm32-wasip2/release/dyndns_handler.wasm");
+        assert!(p.exists(), "{} missing", p.display());
+        p
+    })
+}
+
+/// Builds (once per test process) and returns the applier binary of the
+/// same profile as the tests.
+pub fn applier_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = profile_dir();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        if release {
+            cargo_build(&["-p", "dyndns-applier", "--release"]);
+        } else {
+            cargo_build(&["-p", "dyndns-applier"]);
+        }
+        dir.join("dyndns-applier")
+    })
+}
+
+/// The Plesk emulator (a binary of this package, built with the tests).
+pub fn plesk_emulator() -> PathBuf {
+    profile_dir().join("plesk")
+}
+
+/// The `wasmtime` CLI, checked to be the pinned version.
+pub fn wasmtime() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let candidates = [
+            std::env::var_os("WASMTIME").map(PathBuf::from),
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/wasmtime")),
+            Some(PathBuf::from("wasmtime")),
+        ];
+        for c in candidates.into_iter().flatten() {
+            if let Ok(out) = Command::new(&c).arg("--version").output()
+                && String::from_utf8_lossy(&out.stdout).contains(WASMTIME_VERSION)
+            {
+                return c;
+            }
+        }
+        panic!("wasmtime {WASMTIME_VERSION} not found; run `make tools`");
+    })
+}
+
+/// A credential string for `secret` (fixed salt: tests only).
+pub fn credential(secret: &str) -> String {
+    Credential::derive(secret, [7; 16]).to_string()
+}
+
+/// A temporary deployment.
+pub struct TestEnv {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// Queue directory.
+    pub queue: PathBuf,
+    /// State directory.
+    pub state: PathBuf,
+    /// Private directory.
+    pub private: PathBuf,
+    /// The emulator's zone state.
+    pub emu_state: PathBuf,
+    /// The emulator's call log.
+    pub emu_log: PathBuf,
+    /// Extra environment for the applier (emulator knobs).
+    pub applier_env: Vec<(String, String)>,
+}
+
+/// One emulator call (from its log).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Call {
+    /// Process id of the emulator.
+    pub pid: u32,
+    /// Time in ms since the epoch.
+    pub t_ms: u64,
+    /// `start` or `end`.
+    pub event: String,
+    /// The arguments after `plesk`.
+    pub args: Vec<String>,
+    /// Exit code (end events).
+    pub exit: Option<u8>,
+}
+
+impl Call {
+    /// `--info`, `--add` or `--del`.
+    pub fn command(&self) -> &str {
+        self.args.get(2).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl TestEnv {
+    /// A deployment whose config is `body` (zones, hosts, users, other
+    /// tables) plus `[paths]` and `[applier]` pointing into the temporary
+    /// directory and at the emulator. `applier` holds extra `[applier]` lines.
+    pub fn new(body: &str, applier: &str) -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("dyndns-test")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        let env = TestEnv {
+            config: d.join("dyndns.toml"),
+            queue: d.join("queue"),
+            state: d.join("state"),
+            private: d.join("private"),
+            emu_state: d.join("plesk-state.json"),
+            emu_log: d.join("plesk-calls.jsonl"),
+            applier_env: Vec::new(),
+            dir,
+        };
+        let text = format!(
+            "{body}\n[paths]\nqueue = \"{}\"\nstate = \"{}\"\nprivate = \"{}\"\n\n[applier]\nplesk = \"{}\"\n{applier}\n",
+            env.queue.display(),
+            env.state.display(),
+            env.private.display(),
+            plesk_emulator().display(),
+        );
+        fs::write(&env.config, text).expect("write config");
+        fs::write(&env.emu_state, r#"{"zones":{}}"#).expect("write emulator state");
+        for sub in ["tmp", "new"] {
+            fs::create_dir_all(env.queue.join(sub)).expect("queue dirs");
+        }
+        fs::create_dir_all(&env.state).expect("state dir");
+        env
+    }
+
+    /// Sets the emulator's zones: `(zone, [(name, type, value)])`.
+    pub fn set_zones(&self, zones: &[(&str, &[(&str, &str, &str)])]) {
+        let mut map = serde_json::Map::new();
+        for (zone, records) in zones {
+            let list: Vec<serde_json::Value> = records
+                .iter()
+                .map(|(n, t, v)| serde_json::json!({"name": n, "type": t, "value": v}))
+                .collect();
+            map.insert((*zone).to_string(), serde_json::Value::Array(list));
+        }
+        let state = serde_json::json!({ "zones": map });
+        fs::write(
+            &self.emu_state,
+            serde_json::to_vec_pretty(&state).expect("json"),
+        )
+        .expect("write emulator state");
+    }
+
+    /// The A/AAAA (and other) records of `zone` as `(name, type, value)`, sorted.
+    pub fn zone(&self, zone: &str) -> Vec<(String, String, String)> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&fs::read(&self.emu_state).expect("read state"))
+                .expect("state json");
+        let mut out: Vec<(String, String, String)> = v["zones"][zone]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            r["name"].as_str().unwrap_or_default().to_string(),
+                            r["type"].as_str().unwrap_or_default().to_string(),
+                            r["value"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// The addresses `name` (with trailing dot) has for `rtype`, sorted.
+    pub fn addresses(&self, zone: &str, name: &str, rtype: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .zone(zone)
+            .into_iter()
+            .filter(|(n, t, _)| n == name && t == rtype)
+            .map(|(_, _, v)| v)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Completed emulator calls, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.events()
+            .into_iter()
+            .filter(|c| c.event == "end")
+            .collect()
+    }
+
+    /// All emulator log events (start and end), in order.
+    pub fn events(&self) -> Vec<Call> {
+        fs::read_to_string(&self.emu_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Completed calls of one command (`--info`, `--add`, `--del`).
+    pub fn calls_of(&self, command: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.command() == command)
+            .collect()
+    }
+
+    /// An applier command with the emulator's environment.
+    pub fn applier(&self) -> Command {
+        let mut cmd = Command::new(applier_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .env("PLESK_EMU_STATE", &self.emu_state)
+            .env("PLESK_EMU_LOG", &self.emu_log)
+            .env_remove("DYNDNS_CONFIG")
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.applier_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs the applier with `args` to completion.
+    pub fn run_applier(&self, args: &[&str]) -> Output {
+        self.applier().args(args).output().expect("run applier")
+    }
+
+    /// Runs `dyndns-applier publish`.
+    pub fn publish(&self) {
+        let out = self.run_applier(&["publish"]);
+        assert!(
+            out.status.success(),
+            "publish failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Writes a heartbeat as a live applier would (for handler-only tests).
+    pub fn fake_heartbeat(&self, at: SystemTime) {
+        let hb = dyndns_core::state::Heartbeat {
+            pid: 1,
+            at,
+            interval: Duration::from_secs(2),
+            dry_run: false,
+            version: "test".into(),
+        };
+        fs::create_dir_all(&self.state).expect("state dir");
+        fs::write(
+            self.state.join("heartbeat.json"),
+            serde_json::to_vec(&hb).expect("json"),
+        )
+        .expect("heartbeat");
+    }
+
+    /// Names of files in `queue/<sub>`, sorted.
+    pub fn queue_files(&self, sub: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.queue.join(sub))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The pending entry for `host`/`rtype`, parsed.
+    pub fn pending(&self, host: &str, rtype: &str) -> Option<QueueEntry> {
+        let bytes = fs::read(self.queue.join("new").join(format!("{host}_{rtype}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Writes a queue entry the way the handler does (for applier-only tests).
+    pub fn enqueue(&self, host: &str, rtype: &str, address: &str) {
+        self.enqueue_at(host, rtype, address, SystemTime::now());
+    }
+
+    /// Like [`TestEnv::enqueue`] with an explicit request time.
+    pub fn enqueue_at(&self, host: &str, rtype: &str, address: &str, at: SystemTime) {
+        let entry = serde_json::json!({
+            "format": 1,
+            "host": host,
+            "type": rtype,
+            "address": address,
+            "requested_at": humantime::format_rfc3339_nanos(at).to_string(),
+            "user": "tester",
+            "client": "203.0.113.1",
+        });
+        let name = format!("{host}_{rtype}.json");
+        let tmp = self
+            .queue
+            .join("tmp")
+            .join(format!("{name}.{}", rand_suffix()));
+        fs::write(&tmp, serde_json::to_vec(&entry).expect("json")).expect("write tmp");
+        fs::rename(&tmp, self.queue.join("new").join(name)).expect("rename");
+    }
+
+    /// Starts `wasmtime serve` with the handler on a free loopback port.
+    pub fn serve(&self) -> Server {
+        Server::start(&self.state, &self.queue, &[])
+    }
+}
+
+fn rand_suffix() -> String {
+    let n = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{n:x}")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `wasmtime serve`.
+pub struct Server {
+    /// The port it listens on.
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Serves the handler with `state` and `queue` mounted like Spin would.
+    pub fn start(state: &Path, queue: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_component(handler_wasm(), Some((state, queue)), env)
+    }
+
+    /// Serves any component (the benchmarks' hello-world too).
+    pub fn start_component(
+        wasm: &Path,
+        dirs: Option<(&Path, &Path)>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let logdir = tempfile::tempdir().expect("tempdir");
+        let log = logdir.path().join("serve.log");
+        for attempt in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(wasmtime());
+            cmd.arg("serve")
+                .arg("--addr")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-Scli");
+            if let Some((state, queue)) = dirs {
+                cmd.arg("--dir")
+                    .arg(format!("{}::/state", state.display()))
+                    .arg("--dir")
+                    .arg(format!("{}::/queue", queue.display()))
+                    .arg("--env")
+                    .arg("DYNDNS_STATE_DIR=/state")
+                    .arg("--env")
+                    .arg("DYNDNS_QUEUE_DIR=/queue");
+            }
+            for (k, v) in env {
+                cmd.arg("--env").arg(format!("{k}={v}"));
+            }
+            let logfile = fs::File::create(&log).expect("log file");
+            let child = cmd
+                .arg(wasm)
+                .stdin(Stdio::null())
+                .stdout(logfile.try_clone().expect("clone"))
+                .stderr(logfile)
+                .spawn()
+                .expect("spawn wasmtime serve");
+            let mut server = Server {
+                port,
+                child,
+                log: log.clone(),
+                _logdir: tempfile::tempdir().expect("tempdir"),
+            };
+            if server.wait_ready(Duration::from_secs(60)) {
+                server._logdir = logdir;
+                return server;
+            }
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            eprintln!(
+                "wasmtime serve did not come up on port {port} (attempt {attempt}): {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        panic!("wasmtime serve did not start");
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Sends raw bytes and reads the response.
+    pub fn raw(&self, request: &[u8]) -> Response {
+        http::raw(self.port, request)
+    }
+
+    /// `GET target` with optional Basic credentials and extra headers.
+    pub fn get(
+        &self,
+        target: &str,
+        auth: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        http::request(self.port, "GET", target, auth, headers, None)
+    }
+
+    /// What the component logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `cond` holds or `limit` passes; returns whether it held.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Reads a child's stderr without blocking forever (for long-running appliers).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}
+
+/// Parses an address (test convenience).
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}

@@ -1,0 +1,124 @@
+//! A minimal HTTP/1.1 client over a raw TCP socket: it sends exactly the
+//! bytes it is given (invalid UTF-8, CR/LF, huge targets) and reads the
+//! answer, so hostile requests can be tested.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use base64::Engine;
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code (0 when the connection closed without an answer).
+    pub status: u16,
+    /// Headers, names lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body as text (lossy).
+    pub body: String,
+}
+
+impl Response {
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` to 127.0.0.1:`port` and reads the whole answer.
+pub fn raw(port: u16, request: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let _ = stream.write_all(request);
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    parse(&buf)
+}
+
+/// Builds and sends a request.
+pub fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    auth: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nUser-Agent: dyndns-tests/1.0\r\n").into_bytes();
+    if let Some((u, p)) = auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        req.extend_from_slice(format!("Authorization: Basic {token}\r\n").as_bytes());
+    }
+    for (k, v) in headers {
+        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    if let Some(b) = body {
+        req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    if let Some(b) = body {
+        req.extend_from_slice(b);
+    }
+    raw(port, &req)
+}
+
+fn parse(buf: &[u8]) -> Response {
+    let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Response {
+            status: 0,
+            headers: vec![],
+            body: String::from_utf8_lossy(buf).into_owned(),
+        };
+    };
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        if data.len() < start + size {
+            out.extend_from_slice(&data[start..]);
+            break;
+        }
+        out.extend_from_slice(&data[start..start + size]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
