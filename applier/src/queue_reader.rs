@@ -249,17 +249,22 @@ impl<'a> QueueReader<'a> {
 /// Checks a well-formed entry against the config: the host is configured,
 /// its zone is allowed, the record type is enabled for it.
 pub fn check_against_config(config: &Config, entry: &QueueEntry) -> Result<(), String> {
+    let Some(zone) = config.zone_of(&entry.host) else {
+        let allowed: Vec<&str> = config.zones.iter().map(|z| z.as_str()).collect();
+        return Err(format!(
+            "{} is not in an allowed zone (allowed: {})",
+            entry.host,
+            allowed.join(", ")
+        ));
+    };
     let Some(host) = config.host(&entry.host) else {
         return Err(format!("{} is not a configured host", entry.host));
     };
-    if !config.zone_allowed(&host.zone) || !entry.host.is_in_zone(&host.zone) {
+    if &host.zone != zone || !config.zone_allowed(&host.zone) {
         return Err(format!(
             "zone {} of {} is not allowed",
             host.zone, entry.host
         ));
-    }
-    if config.zone_of(&entry.host) != Some(&host.zone) {
-        return Err(format!("{} is not in an allowed zone", entry.host));
     }
     if !host.types.contains(&entry.record_type) {
         return Err(format!(

@@ -528,3 +528,89 @@ pub fn read_all(mut r: impl Read) -> String {
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
+
+/// An applier running in the background, its stderr going to a file.
+pub struct RunningApplier {
+    child: Child,
+    log: PathBuf,
+}
+
+impl TestEnv {
+    /// Starts the applier with `args` in the background.
+    pub fn spawn_applier(&self, args: &[&str]) -> RunningApplier {
+        let log = self
+            .dir
+            .path()
+            .join(format!("applier-{}.log", rand_suffix()));
+        let file = fs::File::create(&log).expect("log file");
+        let child = self
+            .applier()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn applier");
+        RunningApplier { child, log }
+    }
+}
+
+impl RunningApplier {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, sig);
+        }
+    }
+
+    /// SIGKILL, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for it to exit; its exit code, or `None` if it
+    /// is still running.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RunningApplier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True while a process with this pid exists.
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(false)
+}

@@ -1,0 +1,67 @@
+# dyndns: self-hosted DynDNS for Plesk.
+#
+#   make up      build, then serve the handler on 127.0.0.1:3000 with a local
+#                config and run the applier in dry-run mode beside it
+#   make demo    the same, but the applier really applies to an emulated Plesk
+#   make test    everything CI runs: lints, unit, integration, end-to-end tests
+#   make bench   benchmarks; writes BENCHMARKS.md
+#
+# Tools are installed when missing: the wasm32-wasip2 target, wasmtime
+# $(WASMTIME_VERSION) (the Wasmtime inside Spin 4.0.2), and for the client
+# tests the Debian packages ddclient and inadyn plus Python's aiosmtpd.
+
+WASMTIME_VERSION := 44.0.0
+CARGO ?= cargo
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(CARGO_BIN):$(PATH)
+
+WASM := target/wasm32-wasip2/release/dyndns_handler.wasm
+APPLIER := target/release/dyndns-applier
+EMULATOR := target/release/plesk
+LISTEN ?= 127.0.0.1:3000
+
+.PHONY: all tools test-deps build lint test up demo bench clean
+
+all: build
+
+## tools: the wasm target and the pinned wasmtime CLI (skipped when present)
+tools:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@if wasmtime --version 2>/dev/null | grep -q " $(WASMTIME_VERSION)"; then \
+	    echo "wasmtime $(WASMTIME_VERSION) present"; \
+	else \
+	    echo "installing wasmtime-cli $(WASMTIME_VERSION) (takes ~15 minutes once)"; \
+	    $(CARGO) install wasmtime-cli --locked --version $(WASMTIME_VERSION); \
+	fi
+
+## test-deps: real update clients and an SMTP server for the end-to-end tests
+test-deps:
+	@./scripts/test-deps.sh
+
+build: tools
+	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
+	$(CARGO) build --release -p dyndns-applier -p dyndns-tests --bins
+
+lint: tools
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p dyndns-handler -p hello-component --target wasm32-wasip2 -- -D warnings
+
+test: tools test-deps lint
+	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
+	$(CARGO) test --workspace --all-targets
+
+up: build
+	@./scripts/local-setup.sh
+	@./scripts/serve-local.sh --dry-run
+
+demo: build
+	@./scripts/local-setup.sh
+	@./scripts/serve-local.sh
+
+bench: build
+	@./scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf var

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what the end-to-end tests drive: the real update clients ddclient
+# and inadyn (Debian packages) and the aiosmtpd SMTP server (PyPI). Does
+# nothing for what is already there.
+set -eu
+missing=""
+command -v ddclient >/dev/null 2>&1 || [ -x /usr/sbin/ddclient ] || missing="$missing ddclient"
+command -v inadyn >/dev/null 2>&1 || [ -x /usr/sbin/inadyn ] || missing="$missing inadyn"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "need root to install:$missing" >&2; exit 1; fi
+    echo "installing:$missing"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # ddclient's package would start a daemon and ask questions: neither is wanted.
+    echo "ddclient ddclient/service select none" | $SUDO debconf-set-selections 2>/dev/null || true
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    echo "installing aiosmtpd"
+    python3 -m pip install --quiet 'aiosmtpd==1.4.6'
+fi
