@@ -88,8 +88,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     log_event(&args, "start", None);
     let outcome = run(&args);
-    print!("{}", outcome.stdout);
-    eprint!("{}", outcome.stderr);
+    // The caller may be gone (killed applier): a closed pipe must not stop
+    // the call from being logged, as the change itself is already made.
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
     log_event(&args, "end", Some(outcome.code));
     ExitCode::from(outcome.code)
 }
