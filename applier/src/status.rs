@@ -48,7 +48,7 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
     let collected = QueueReader::new(&layout, config).peek();
     writeln!(out, "\npending ({}):", collected.entries.len())?;
     let mut entries = collected.entries;
-    entries.sort_by(|a, b| a.name.key().cmp(&b.name.key()));
+    entries.sort_by_key(|e| e.name.key());
     for e in &entries {
         let key = e.name.key();
         let place = if e.fresh { "new" } else { "claimed" };

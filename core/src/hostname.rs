@@ -224,7 +224,8 @@ mod tests {
     #[test]
     fn rejects_malformed_names() {
         use HostnameError::*;
-        let cases: &[(&str, fn(&HostnameError) -> bool)] = &[
+        type Check = fn(&HostnameError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, Empty)),
             (".", |e| matches!(e, Empty)),
             ("localhost", |e| matches!(e, NotQualified(_))),

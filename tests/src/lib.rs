@@ -143,6 +143,9 @@ pub struct TestEnv {
     pub applier_env: Vec<(String, String)>,
 }
 
+/// A zone record as `(name with trailing dot, type, value)`.
+pub type Record<'a> = (&'a str, &'a str, &'a str);
+
 /// One emulator call (from its log).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Call {
@@ -202,7 +205,7 @@ impl TestEnv {
     }
 
     /// Sets the emulator's zones: `(zone, [(name, type, value)])`.
-    pub fn set_zones(&self, zones: &[(&str, &[(&str, &str, &str)])]) {
+    pub fn set_zones(&self, zones: &[(&str, &[Record<'_>])]) {
         let mut map = serde_json::Map::new();
         for (zone, records) in zones {
             let list: Vec<serde_json::Value> = records

@@ -266,10 +266,9 @@ fn kill_9_at_timed_points() {
 fn kill_9_twice_in_a_row() {
     let env = env();
     let mut a = env.spawn_applier(&["run"]);
-    assert!(wait_for(Duration::from_secs(20), || env
+    assert!(wait_for(Duration::from_secs(20), || !env
         .calls_of("--del")
-        .len()
-        >= 1));
+        .is_empty()));
     a.kill9();
     wait_for_orphans(&env);
     let mut b = env.spawn_applier(&["run"]);

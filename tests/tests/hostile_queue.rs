@@ -98,7 +98,7 @@ fn hostile_items_are_rejected_and_good_entries_applied() {
     // a FIFO (opening it for reading would block forever)
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &new.join("fifo.dyn.example.com_A.json"),
+        new.join("fifo.dyn.example.com_A.json"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o600),
         0,
