@@ -8,6 +8,8 @@ mod fsutil;
 mod instance_lock;
 mod journal;
 mod layout;
+mod metrics;
+mod notify;
 mod process;
 mod publish;
 mod queue_reader;
@@ -180,6 +182,20 @@ fn check_config(path: &std::path::Path) -> Result<i32> {
             "applier.plesk: {} is not an existing file (is Plesk installed?)",
             c.applier.plesk.display()
         )),
+    }
+    if let Some(notifier) = notify::Notifier::start(&c.notify)? {
+        println!(
+            "notifications: {}",
+            [
+                c.notify.email.as_ref().map(|_| "email"),
+                c.notify.webhook.as_ref().map(|_| "webhook")
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ")
+        );
+        notifier.shutdown(Duration::from_secs(1));
     }
     for w in &warnings {
         println!("warning: {w}");

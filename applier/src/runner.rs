@@ -16,6 +16,8 @@ use crate::config_file::{self, LoadedConfig};
 use crate::instance_lock::{self, InstanceLock};
 use crate::journal::Journal;
 use crate::layout::Layout;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::publish::publish;
 use crate::queue_reader::clean_tmp;
 use crate::retry::RetrySchedule;
@@ -60,7 +62,12 @@ struct Loop {
     lock: Option<InstanceLock>,
     shown: HashSet<String>,
     last_tmp_clean: Option<Instant>,
+    notifier: Option<Notifier>,
+    metrics: Metrics,
 }
+
+/// How long queued notifications may still go out at exit.
+const NOTIFY_DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs the applier; returns the process exit code.
 pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
@@ -82,7 +89,12 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
         lock: None,
         shown: HashSet::new(),
         last_tmp_clean: None,
+        notifier: None,
+        metrics: Metrics::default(),
     };
+    if !this.opts.dry_run {
+        this.notifier = Notifier::start(&this.loaded.config.notify)?;
+    }
     if !this.acquire_lock()? {
         return Ok(EXIT_LOCKED);
     }
@@ -186,8 +198,18 @@ impl Loop {
                 }
                 let mut new = new;
                 new.config.paths = self.loaded.config.paths.clone();
+                let notify_changed = new.config.notify != self.loaded.config.notify;
                 self.loaded = new;
                 info!("config reloaded");
+                if notify_changed && !self.opts.dry_run {
+                    if let Some(old) = self.notifier.take() {
+                        old.shutdown(Duration::from_secs(2));
+                    }
+                    match Notifier::start(&self.loaded.config.notify) {
+                        Ok(n) => self.notifier = n,
+                        Err(e) => error!("notifications disabled: {e:#}"),
+                    }
+                }
                 if self.lock.is_some() {
                     match publish(&self.loaded.config, &self.layout) {
                         Ok(true) => info!("published the updated handler view"),
@@ -249,26 +271,74 @@ impl Loop {
                 }
             };
             self.report(&report);
+            if let Some(n) = &self.notifier
+                && !report.applied.is_empty()
+            {
+                n.notify(&report.applied);
+            }
+            self.write_metrics(&report, &backend.calls.log);
             if self.flags.stop_requested() {
                 info!("stopped by signal");
-                return Ok(EXIT_OK);
+                return Ok(self.finish(EXIT_OK));
             }
             if self.opts.once {
-                return Ok(exit_code(&report));
+                let code = exit_code(&report);
+                return Ok(self.finish(code));
             }
             if self.past_deadline() {
                 info!("--timeout reached; exiting");
-                return Ok(EXIT_OK);
+                return Ok(self.finish(EXIT_OK));
             }
             self.sleep(self.interval());
             if self.flags.stop_requested() {
                 info!("stopped by signal");
-                return Ok(EXIT_OK);
+                return Ok(self.finish(EXIT_OK));
             }
             if self.past_deadline() {
                 info!("--timeout reached; exiting");
-                return Ok(EXIT_OK);
+                return Ok(self.finish(EXIT_OK));
             }
+        }
+    }
+
+    /// Lets pending notifications go out, writes the last metrics.
+    fn finish(&mut self, code: i32) -> i32 {
+        if let Some(n) = self.notifier.take() {
+            n.shutdown(NOTIFY_DRAIN);
+        }
+        code
+    }
+
+    fn write_metrics(&mut self, report: &BatchReport, calls: &[(&'static str, bool, f64)]) {
+        let Some(path) = self.loaded.config.applier.metrics_file.clone() else {
+            return;
+        };
+        if self.opts.dry_run {
+            return;
+        }
+        self.metrics.record_batch(report, calls);
+        let count = |dir: &Path, skip_reasons: bool| -> u64 {
+            std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| {
+                            !(skip_reasons
+                                && e.file_name()
+                                    .to_string_lossy()
+                                    .ends_with(dyndns_core::queue::REASON_SUFFIX))
+                        })
+                        .count() as u64
+                })
+                .unwrap_or(0)
+        };
+        let depth = count(&self.layout.new, false) + count(&self.layout.cur, false);
+        self.metrics
+            .set_queue(depth, count(&self.layout.failed, true));
+        if let Some(n) = &self.notifier {
+            self.metrics.set_notify(n.stats());
+        }
+        if let Err(e) = self.metrics.write(&path) {
+            error!("cannot write metrics to {}: {e:#}", path.display());
         }
     }
 

@@ -5,6 +5,7 @@
 //! send the malformed requests real clients and attackers send.
 
 pub mod http;
+pub mod peers;
 
 use std::fs;
 use std::io::Read;

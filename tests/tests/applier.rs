@@ -719,3 +719,40 @@ fn config_edits_are_picked_up_and_republished() {
     applier.terminate();
     assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn metrics_textfile_for_node_exporter() {
+    let mut env = env();
+    let prom = env.dir.path().join("textfile/dyndns.prom");
+    fs::write(
+        &env.config,
+        fs::read_to_string(&env.config).unwrap()
+            + &format!("metrics_file = \"{}\"\n", prom.display()),
+    )
+    .unwrap();
+    env.applier_env
+        .push(("PLESK_EMU_FAIL".into(), "--info@home.example.net:1".into()));
+    env.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
+    env.enqueue("h3.dyn.example.com", "A", "192.0.2.3");
+    env.enqueue("a.home.example.net", "A", "198.51.100.8");
+    env.enqueue("missing.dyn.example.com", "A", "198.51.100.9");
+    assert_eq!(once(&env).0, 2);
+    let text = fs::read_to_string(&prom).expect("metrics file");
+    for expected in [
+        "dyndns_updates_applied_total 1\n",
+        "dyndns_updates_unchanged_total 1\n",
+        "dyndns_updates_rejected_total 1\n",
+        "dyndns_updates_deferred_total 1\n",
+        "dyndns_plesk_calls_total{command=\"--info\",result=\"ok\"} 1\n",
+        "dyndns_plesk_calls_total{command=\"--info\",result=\"error\"} 1\n",
+        "dyndns_plesk_calls_total{command=\"--add\",result=\"ok\"} 1\n",
+        "dyndns_plesk_call_duration_seconds_count{command=\"--del\"} 1\n",
+        "dyndns_queue_depth 1\n",
+        "dyndns_failed_entries 1\n",
+        "# TYPE dyndns_plesk_call_duration_seconds histogram\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&prom).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644, "node_exporter must be able to read it");
+}
