@@ -528,6 +528,17 @@ pub fn read_all(mut r: impl Read) -> String {
     s
 }
 
+/// Finds a program on PATH or in the sbin directories (which are not on
+/// every user's PATH).
+pub fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// Parses an address (test convenience).
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")

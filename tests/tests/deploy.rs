@@ -43,7 +43,7 @@ fn fail2ban_filter_matches_the_handler_log() {
     assert_eq!(r.body, "good 198.51.100.7\n");
     let log = env.dir.path().join("handler.log");
     fs::write(&log, server.log()).unwrap();
-    let out = Command::new("fail2ban-regex")
+    let out = Command::new(dyndns_tests::program("fail2ban-regex"))
         .arg("--print-all-matched")
         .arg(&log)
         .arg(root().join("deploy/fail2ban/filter.d/dyndns.conf"))
@@ -56,7 +56,7 @@ fn fail2ban_filter_matches_the_handler_log() {
         String::from_utf8_lossy(&out.stderr)
     );
     // what fail2ban would ban: the real peers, never a smuggled address
-    let banned = Command::new("fail2ban-regex")
+    let banned = Command::new(dyndns_tests::program("fail2ban-regex"))
         .arg("--out")
         .arg("ip")
         .arg(&log)

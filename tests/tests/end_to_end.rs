@@ -150,7 +150,7 @@ fn ddclient(p: &Pipeline, ip: &str) -> String {
             p.server.port
         ),
     );
-    let out = Command::new("ddclient")
+    let out = Command::new(dyndns_tests::program("ddclient"))
         .args(["-foreground", "-daemon=0", "-verbose", "-noquiet", "-force"])
         .arg("-file")
         .arg(&conf)
@@ -200,7 +200,7 @@ fn inadyn(p: &Pipeline, ip: &str, ipv6: bool) -> String {
     );
     let cache = dir.join(format!("inadyn-cache-{tag}"));
     fs::create_dir_all(&cache).unwrap();
-    let out = Command::new("inadyn")
+    let out = Command::new(dyndns_tests::program("inadyn"))
         .args([
             "--once",
             "--foreground",
@@ -304,7 +304,7 @@ fn pfsense_challenge_first_with_real_curl() {
     let p = pipeline();
     // pfSense's custom provider uses libcurl with CURLAUTH_ANY: the first
     // request carries no credentials, the second answers the 401 challenge.
-    let out = Command::new("curl")
+    let out = Command::new(dyndns_tests::program("curl"))
         .args(["--silent", "--show-error", "--anyauth", "--user"])
         .arg(format!("{USER}:{SECRET}"))
         .arg(format!(
