@@ -343,15 +343,22 @@ impl Loop {
     }
 
     fn report(&mut self, report: &BatchReport) {
+        let mut new_lines = false;
         for line in &report.dry_run_lines {
             if self.shown.insert(line.clone()) {
                 println!("DRY RUN: {line}");
+                new_lines = true;
             }
         }
-        let busy = !report.applied.is_empty()
-            || report.rejected > 0
-            || report.deferred > 0
-            || report.superseded > 0;
+        // A dry run sees the same queue every time: only news is worth a line.
+        let busy = if self.opts.dry_run {
+            new_lines
+        } else {
+            !report.applied.is_empty()
+                || report.rejected > 0
+                || report.deferred > 0
+                || report.superseded > 0
+        };
         if busy {
             info!(
                 applied = report.applied.len(),
