@@ -67,6 +67,10 @@ pub struct BatchReport {
     pub listings: usize,
     /// Lines printed in dry-run mode.
     pub dry_run_lines: Vec<String>,
+    /// Time spent reading and claiming the queue, in milliseconds.
+    pub scan_ms: u64,
+    /// Time the whole batch took, in milliseconds.
+    pub elapsed_ms: u64,
 }
 
 /// One host and type to bring to its wanted address.
@@ -115,6 +119,7 @@ pub struct Batch<'a, B: DnsBackend> {
 impl<B: DnsBackend> Batch<'_, B> {
     /// Runs the batch.
     pub fn run(&mut self) -> Result<BatchReport> {
+        let started = Instant::now();
         let mut report = BatchReport::default();
         let reader = QueueReader::new(self.layout, self.config);
         let collected = if self.dry_run {
@@ -122,6 +127,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         } else {
             reader.collect()?
         };
+        report.scan_ms = started.elapsed().as_millis() as u64;
         report.rejected += collected.rejected.len();
         if self.dry_run {
             for (item, reason) in &collected.rejected {
@@ -284,6 +290,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         if !self.dry_run {
             self.retry.save()?;
         }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 

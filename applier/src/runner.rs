@@ -355,6 +355,7 @@ impl Loop {
             new_lines
         } else {
             !report.applied.is_empty()
+                || report.unchanged > 0
                 || report.rejected > 0
                 || report.deferred > 0
                 || report.superseded > 0
@@ -367,6 +368,8 @@ impl Loop {
                 deferred = report.deferred,
                 superseded = report.superseded,
                 listings = report.listings,
+                scan_ms = report.scan_ms,
+                ms = report.elapsed_ms,
                 "batch done"
             );
         } else {

@@ -1,23 +1,95 @@
-//! Log set-up for the component: plain lines on stderr, which Spin (and
-//! `wasmtime serve`) pass on to the service's log. The level comes from the
-//! `DYNDNS_LOG` environment variable (`error`, `warn`, `info`, `debug`);
-//! default `info`.
+//! Logging for the component: `tracing` events written as one plain line on
+//! stderr each, which Spin (and `wasmtime serve`) pass on to the service's
+//! log. A fresh instance may serve every request, so this is a deliberately
+//! small subscriber (no registry, no spans) that costs almost nothing to
+//! install. The level comes from `DYNDNS_LOG` (`error`, `warn`, `info`,
+//! `debug`); default `info`.
 
-use tracing::Level;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Installs the subscriber once per instance; later calls do nothing.
 pub fn init() {
-    let level = match std::env::var("DYNDNS_LOG").as_deref() {
+    let max = match std::env::var("DYNDNS_LOG").as_deref() {
         Ok("error") => Level::ERROR,
         Ok("warn") => Level::WARN,
         Ok("debug") => Level::DEBUG,
         Ok("trace") => Level::TRACE,
         _ => Level::INFO,
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_max_level(level)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(LineLogger { max });
+}
+
+/// Writes each event as `<time> <LEVEL> <message> key=value ...`.
+pub struct LineLogger {
+    max: Level,
+}
+
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.rest, " {}={value}", field.name());
+        }
+    }
+}
+
+/// Formats one event as a log line (without the newline).
+pub fn format_event(level: &Level, event: &Event<'_>, now: SystemTime) -> String {
+    let mut fields = Fields {
+        message: String::new(),
+        rest: String::new(),
+    };
+    event.record(&mut fields);
+    format!(
+        "{} {:>5} {}{}",
+        humantime::format_rfc3339_micros(now),
+        level.as_str(),
+        fields.message,
+        fields.rest
+    )
+}
+
+impl Subscriber for LineLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn new_span(&self, _span: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &Id, _values: &Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut line = format_event(event.metadata().level(), event, SystemTime::now());
+        line.push('\n');
+        // One write per line, so lines of concurrent instances do not mix.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    fn enter(&self, _span: &Id) {}
+
+    fn exit(&self, _span: &Id) {}
 }

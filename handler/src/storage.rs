@@ -48,24 +48,43 @@ fn io_err(path: &Path, source: io::Error) -> StorageError {
 }
 
 /// Reads a whole file of at most `limit` bytes; `None` when it does not exist.
+/// Every call is a round trip to the host, so the buffer starts large enough
+/// for the small files this reads: open, one read, one read that says EOF.
 fn read_limited(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StorageError> {
-    let file = match File::open(path) {
+    let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path, e)),
     };
-    let mut buf = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| io_err(path, e))?;
-    if buf.len() as u64 > limit {
-        return Err(StorageError::Corrupt {
-            path: path.display().to_string(),
-            message: format!("larger than {limit} bytes"),
-        });
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; INITIAL_READ.min(limit.saturating_add(1))];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled > limit {
+                    return Err(StorageError::Corrupt {
+                        path: path.display().to_string(),
+                        message: format!("larger than {limit} bytes"),
+                    });
+                }
+                if filled == buf.len() {
+                    let grown = (buf.len() * 2).min(limit.saturating_add(1));
+                    buf.resize(grown, 0);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path, e)),
+        }
     }
+    buf.truncate(filled);
     Ok(Some(buf))
 }
+
+/// First read size: every view and state file is smaller.
+const INITIAL_READ: usize = 16 * 1024;
 
 fn read_json<T: serde::de::DeserializeOwned>(
     path: &Path,
