@@ -16,9 +16,21 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same
-/// directory, flushed, renamed into place, directory flushed).
+/// Writes `bytes` to `path` atomically and durably (temporary file in the
+/// same directory, flushed, renamed into place, directory flushed).
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_replace(path, bytes, mode, true)
+}
+
+/// Writes `bytes` to `path` atomically but without flushing: readers never
+/// see a partial file, a crash may lose the write. For advisory files (the
+/// applied state, the heartbeat, metrics) whose loss costs nothing but a
+/// repeated check, and which would otherwise cost two disk flushes each.
+pub fn atomic_write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_replace(path, bytes, mode, false)
+}
+
+fn write_replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
@@ -40,10 +52,15 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         file.write_all(bytes)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use crate::batch::BatchReport;
-use crate::fsutil::atomic_write;
+use crate::fsutil::atomic_write_unsynced;
 use crate::notify::NotifyStats;
 
 /// Upper bounds of the Plesk call latency histogram, in seconds.
@@ -195,7 +195,7 @@ impl Metrics {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        atomic_write(path, self.render().as_bytes(), 0o644)?;
+        atomic_write_unsynced(path, self.render().as_bytes(), 0o644)?;
         Ok(())
     }
 }

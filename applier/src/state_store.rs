@@ -1,5 +1,7 @@
 //! Writing the files the handler reads: applied state per host and type
-//! (for `nochg`) and the heartbeat (for `/health`).
+//! (for `nochg`) and the heartbeat (for `/health`). Both are advisory and
+//! written without a disk flush: after a crash the next batch confirms the
+//! zone again and rewrites them.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -8,7 +10,7 @@ use anyhow::{Context, Result};
 use dyndns_core::state::{AppliedRecord, Heartbeat};
 use dyndns_core::{Hostname, RecordType};
 
-use crate::fsutil::{atomic_write, read_optional};
+use crate::fsutil::{atomic_write_unsynced, read_optional};
 use crate::layout::Layout;
 
 /// Records that `host`/`t` now has `address` in DNS.
@@ -34,7 +36,7 @@ pub fn write_applied(
         // Unchanged and recent: spare the disk a write.
         return Ok(());
     }
-    atomic_write(&path, &serde_json::to_vec(&record)?, 0o644)
+    atomic_write_unsynced(&path, &serde_json::to_vec(&record)?, 0o644)
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -56,7 +58,7 @@ pub fn write_heartbeat(layout: &Layout, interval: Duration, dry_run: bool) -> Re
         dry_run,
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    atomic_write(&layout.heartbeat, &serde_json::to_vec(&hb)?, 0o644)
+    atomic_write_unsynced(&layout.heartbeat, &serde_json::to_vec(&hb)?, 0o644)
         .with_context(|| format!("writing {}", layout.heartbeat.display()))
 }
 

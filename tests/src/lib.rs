@@ -40,14 +40,16 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-/// The directory of this test binary's profile (`target/debug`).
+/// The directory of this binary's profile (`target/debug`): test binaries
+/// live in `target/<profile>/deps/`, other binaries in `target/<profile>/`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test binary>
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .expect("profile dir")
+    let dir = exe.parent().map(Path::to_path_buf).expect("exe dir");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf).expect("profile dir")
+    } else {
+        dir
+    }
 }
 
 fn cargo_build(args: &[&str]) {

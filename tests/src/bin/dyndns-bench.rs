@@ -1,0 +1,819 @@
+//! `make bench`: measures the handler (served by `wasmtime serve`, loaded
+//! with wrk, next to a hello-world component in the same run) and the applier
+//! (against the Plesk emulator with a fixed per-call latency), checks the
+//! targets, and writes BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use dyndns_core::basic_auth::encode_basic_auth;
+use dyndns_core::credential::Credential;
+use dyndns_tests::{Server, TestEnv, handler_wasm, program, root, target_dir, wait_for};
+
+/// Connections for the "moderate load" runs.
+const MODERATE_CONNECTIONS: u32 = 2;
+/// Connections for the throughput runs.
+const SATURATING_CONNECTIONS: u32 = 16;
+/// Seconds per measured wrk run.
+const RUN_SECONDS: u32 = 8;
+/// Per-call latency of the emulated Plesk in the applier runs.
+const PLESK_LATENCY_MS: u64 = 50;
+
+#[derive(Debug, Clone, Default)]
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    non_2xx: u64,
+    socket_errors: String,
+}
+
+fn parse_duration_ms(s: &str) -> f64 {
+    let s = s.trim();
+    let (num, factor) = if let Some(v) = s.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1000.0)
+    } else if let Some(v) = s.strip_suffix('m') {
+        (v, 60_000.0)
+    } else {
+        (s, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(f64::NAN) * factor
+}
+
+fn wrk(port: u16, connections: u32, seconds: u32, script: Option<&Path>, path: &str) -> Wrk {
+    let mut cmd = Command::new(program("wrk"));
+    cmd.arg("-t1")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("--latency")
+        .arg("--timeout")
+        .arg("10s");
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut r = Wrk::default();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("50%") {
+            r.p50_ms = parse_duration_ms(v);
+        } else if let Some(v) = t.strip_prefix("99%") {
+            r.p99_ms = parse_duration_ms(v);
+        } else if let Some(v) = t.strip_prefix("Requests/sec:") {
+            r.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            r.non_2xx = v.trim().parse().unwrap_or(0);
+        } else if t.starts_with("Socket errors:") {
+            r.socket_errors = t.to_string();
+        } else if t.contains(" requests in ") {
+            r.requests = t
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    r
+}
+
+/// A handler deployment with `n` hosts and `n` users (user i may update host i).
+struct HandlerSetup {
+    env: TestEnv,
+    server: Server,
+    script: PathBuf,
+    nochg_script: PathBuf,
+}
+
+fn secret(i: usize) -> String {
+    format!("BenchSecret{i:08}Xq7Lm2Np4Rt6Vw8Yz0")
+}
+
+fn handler_setup(n: usize) -> HandlerSetup {
+    let mut body = String::from("zones = [\"dyn.example.com\"]\n");
+    for i in 0..n {
+        let _ = write!(body, "[[hosts]]\nname = \"h{i}.dyn.example.com\"\n");
+    }
+    for i in 0..n {
+        let mut salt = [0u8; 16];
+        salt[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let cred = Credential::derive(&secret(i), salt);
+        let _ = write!(
+            body,
+            "[[users]]\nname = \"u{i}\"\ncredential = \"{cred}\"\nhosts = [\"h{i}.dyn.example.com\"]\n"
+        );
+    }
+    let env = TestEnv::new(&body, "");
+    env.publish();
+    env.fake_heartbeat(SystemTime::now());
+    // Each request sets a new address, so every one is a `good` with a
+    // durable queue write; hosts rotate over up to 1000 of the configured ones.
+    let k = n.min(1000);
+    let step = (n / k).max(1);
+    let mut lua = String::from("local pairs = {\n");
+    for j in 0..k {
+        let i = j * step;
+        let _ = writeln!(
+            lua,
+            "  {{\"/nic/update?hostname=h{i}.dyn.example.com&myip=\", \"{}\"}},",
+            encode_basic_auth(&format!("u{i}"), &secret(i))
+        );
+    }
+    let _ = write!(
+        lua,
+        "}}\nlocal n = 0\nrequest = function()\n  local p = pairs[n % {k} + 1]\n  local a = math.floor(n / {k}) % 250 + 1\n  n = n + 1\n  return wrk.format(\"GET\", p[1] .. \"198.51.100.\" .. a, {{[\"Authorization\"] = p[2]}})\nend\n"
+    );
+    let script = env.dir.path().join("good.lua");
+    fs::write(&script, lua).expect("lua");
+    let nochg = format!(
+        "request = function()\n  return wrk.format(\"GET\", \"/nic/update?hostname=h0.dyn.example.com&myip=203.0.113.1\", {{[\"Authorization\"] = \"{}\"}})\nend\n",
+        encode_basic_auth("u0", &secret(0))
+    );
+    let nochg_script = env.dir.path().join("nochg.lua");
+    fs::write(&nochg_script, nochg).expect("lua");
+    let server = env.serve();
+    // sanity: the request shape really is accepted
+    let r = server.get(
+        "/nic/update?hostname=h0.dyn.example.com&myip=203.0.113.1",
+        Some(("u0", &secret(0))),
+        &[],
+    );
+    assert_eq!(
+        r.body, "good 203.0.113.1\n",
+        "benchmark request refused: {r:?}"
+    );
+    HandlerSetup {
+        env,
+        server,
+        script,
+        nochg_script,
+    }
+}
+
+struct HandlerFigures {
+    moderate: Wrk,
+    saturated: Wrk,
+}
+
+fn measure(port: u16, script: Option<&Path>, path: &str) -> HandlerFigures {
+    wrk(port, MODERATE_CONNECTIONS, 1, script, path); // warm-up
+    let moderate = wrk(port, MODERATE_CONNECTIONS, RUN_SECONDS, script, path);
+    let saturated = wrk(port, SATURATING_CONNECTIONS, RUN_SECONDS, script, path);
+    HandlerFigures {
+        moderate,
+        saturated,
+    }
+}
+
+/// The disk's cost of one durable queue write, measured natively: create,
+/// write, fsync, rename, fsync the directory.
+fn native_durable_write_ms(dir: &Path) -> f64 {
+    let tmp = dir.join("fsync-probe-tmp");
+    let new = dir.join("fsync-probe-new");
+    fs::create_dir_all(&tmp).expect("dir");
+    fs::create_dir_all(&new).expect("dir");
+    let n = 300;
+    let start = Instant::now();
+    for i in 0..n {
+        let p = tmp.join(format!("e{i}"));
+        let f = fs::File::create(&p).expect("create");
+        use std::io::Write;
+        (&f).write_all(&[b'x'; 160]).expect("write");
+        f.sync_all().expect("fsync");
+        drop(f);
+        fs::rename(&p, new.join("entry")).expect("rename");
+        fs::File::open(&new)
+            .and_then(|d| d.sync_all())
+            .expect("dir fsync");
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
+// ---------------------------------------------------------------- applier
+
+fn applier_env(zones: usize, hosts_per_zone: usize, interval: Option<&str>) -> TestEnv {
+    let mut body = String::from("zones = [");
+    body.push_str(
+        &(0..zones)
+            .map(|z| format!("\"z{z}.example.com\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    body.push_str("]\n");
+    for z in 0..zones {
+        for h in 0..hosts_per_zone {
+            let _ = write!(
+                body,
+                "[[hosts]]\nname = \"h{h}.z{z}.example.com\"\ntypes = [\"A\"]\n"
+            );
+        }
+    }
+    let applier = interval
+        .map(|i| format!("interval = \"{i}\"\n"))
+        .unwrap_or_default();
+    let mut env = TestEnv::new(&body, &applier);
+    let names: Vec<Vec<(String, String, String)>> = (0..zones)
+        .map(|z| {
+            (0..hosts_per_zone)
+                .map(|h| {
+                    (
+                        format!("h{h}.z{z}.example.com."),
+                        "A".to_string(),
+                        "192.0.2.1".to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let zone_names: Vec<String> = (0..zones).map(|z| format!("z{z}.example.com")).collect();
+    let refs: Vec<Vec<(&str, &str, &str)>> = names
+        .iter()
+        .map(|v| {
+            v.iter()
+                .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+                .collect()
+        })
+        .collect();
+    let zone_list: Vec<(&str, &[(&str, &str, &str)])> = zone_names
+        .iter()
+        .map(String::as_str)
+        .zip(refs.iter().map(Vec::as_slice))
+        .collect();
+    env.set_zones(&zone_list);
+    env.applier_env
+        .push(("PLESK_EMU_LATENCY_MS".into(), PLESK_LATENCY_MS.to_string()));
+    env.applier_env.push(("RUST_LOG".into(), "warn".into()));
+    env
+}
+
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+struct Burst {
+    updates: usize,
+    hosts: usize,
+    zones: usize,
+    calls: usize,
+    floor: usize,
+    wall: Duration,
+    peak_rss_kb: u64,
+}
+
+fn burst(updates: usize, zones: usize, hosts_per_zone: usize) -> Burst {
+    let env = applier_env(zones, hosts_per_zone, Some("100ms"));
+    let hosts = zones * hosts_per_zone;
+    for u in 0..updates {
+        let h = u % hosts;
+        // later updates for a host win; every host ends on a new address
+        env.enqueue(
+            &format!(
+                "h{}.z{}.example.com",
+                h % hosts_per_zone,
+                h / hosts_per_zone
+            ),
+            "A",
+            &format!("198.51.100.{}", u / hosts + 1),
+        );
+    }
+    let started = Instant::now();
+    let mut applier = env.spawn_applier(&["run"]);
+    let done = wait_for(Duration::from_secs(600), || {
+        env.calls_of("--add").len() >= hosts
+    });
+    let wall = started.elapsed();
+    assert!(done, "burst did not finish: {}", applier.log());
+    let peak = proc_status_kb(applier.pid(), "VmHWM:").unwrap_or(0);
+    applier.terminate();
+    applier.wait_timeout(Duration::from_secs(30));
+    let calls = env.calls().len();
+    Burst {
+        updates,
+        hosts,
+        zones,
+        calls,
+        floor: zones + 2 * hosts,
+        wall,
+        peak_rss_kb: peak,
+    }
+}
+
+/// Time from writing an entry to the start of its `--add`, at the default interval.
+fn write_to_add(samples: usize) -> (Vec<f64>, Duration) {
+    let env = applier_env(1, samples, None);
+    let config =
+        dyndns_core::config::Config::parse("zones = [\"x.example.com\"]", None).expect("defaults");
+    let interval = config.applier.interval;
+    let mut env = env;
+    env.applier_env.retain(|(k, _)| k != "PLESK_EMU_LATENCY_MS");
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(wait_for(Duration::from_secs(20), || env
+        .state
+        .join("heartbeat.json")
+        .exists()));
+    let mut lat = Vec::new();
+    for i in 0..samples {
+        // spread the writes over the polling cycle
+        thread::sleep(Duration::from_millis(200 + (i as u64 * 761) % 2000));
+        let host = format!("h{i}.z0.example.com");
+        let written = SystemTime::now();
+        env.enqueue(&host, "A", "198.51.100.99");
+        let label = format!("h{i}");
+        let mut start_ms = None;
+        wait_for(Duration::from_secs(30), || {
+            start_ms = env
+                .events()
+                .iter()
+                .find(|e| {
+                    e.event == "start" && e.command() == "--add" && e.args.get(5) == Some(&label)
+                })
+                .map(|e| e.t_ms);
+            start_ms.is_some()
+        });
+        let written_ms = written
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        lat.push(
+            start_ms
+                .map(|s| s.saturating_sub(written_ms) as f64)
+                .unwrap_or(f64::NAN),
+        );
+    }
+    applier.terminate();
+    applier.wait_timeout(Duration::from_secs(30));
+    (lat, interval)
+}
+
+fn idle_cpu(seconds: u64) -> (f64, u64) {
+    let env = applier_env(1, 1, None);
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(wait_for(Duration::from_secs(20), || env
+        .state
+        .join("heartbeat.json")
+        .exists()));
+    thread::sleep(Duration::from_secs(2));
+    let pid = applier.pid();
+    let before = cpu_ticks(pid).unwrap_or(0);
+    thread::sleep(Duration::from_secs(seconds));
+    let after = cpu_ticks(pid).unwrap_or(0);
+    let rss = proc_status_kb(pid, "VmHWM:").unwrap_or(0);
+    applier.terminate();
+    applier.wait_timeout(Duration::from_secs(30));
+    let ticks_per_s = 100.0; // USER_HZ
+    (
+        (after - before) as f64 / ticks_per_s / seconds as f64 * 100.0,
+        rss,
+    )
+}
+
+fn scan_10k() -> (u64, u64, u64, Duration) {
+    let n = 10_000;
+    let mut body = String::from("zones = [\"big.example.com\"]\n");
+    for i in 0..n {
+        let _ = write!(
+            body,
+            "[[hosts]]\nname = \"h{i}.big.example.com\"\ntypes = [\"A\"]\n"
+        );
+    }
+    let env = TestEnv::new(&body, "");
+    let records: Vec<(String, String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("h{i}.big.example.com."),
+                "A".into(),
+                "192.0.2.7".into(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    env.set_zones(&[("big.example.com", &refs)]);
+    for i in 0..n {
+        env.enqueue(&format!("h{i}.big.example.com"), "A", "192.0.2.7");
+    }
+    let started = Instant::now();
+    let out = env
+        .applier()
+        .env("RUST_LOG", "info")
+        .arg("--once")
+        .output()
+        .expect("applier");
+    let wall = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| -> u64 {
+        log.lines()
+            .filter(|l| l.contains("batch done"))
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    (field("scan_ms="), field("ms="), field("unchanged="), wall)
+}
+
+// ---------------------------------------------------------------- report
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
+        })
+        .unwrap_or_default();
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let version = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let fs_type = Command::new("df")
+        .args(["-T"])
+        .arg(std::env::temp_dir())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "- CPU: {cpu}, {cores} cores available\n- Memory: {mem}\n- Kernel: {}\n- Temporary files on: {fs_type}\n- {}\n- {}\n- {}\n- Date: {}\n",
+        kernel.trim(),
+        version("rustc", "--version"),
+        version(&dyndns_tests::wasmtime().display().to_string(), "--version"),
+        version(&program("wrk").display().to_string(), "-v")
+            .lines()
+            .next()
+            .unwrap_or(""),
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+    )
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn main() {
+    let total = Instant::now();
+    eprintln!("dyndns-bench: building the components");
+    let handler = handler_wasm().to_path_buf();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "hello-component",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .current_dir(root())
+        .status()
+        .expect("cargo");
+    assert!(status.success());
+    let hello = target_dir().join("wasm32-wasip2/release/hello_component.wasm");
+    let _ = dyndns_tests::applier_bin();
+
+    eprintln!("dyndns-bench: hello-world component");
+    let hello_server = Server::start_component(&hello, None, &[]);
+    let hello_fig = measure(hello_server.port, None, "/");
+    drop(hello_server);
+
+    eprintln!("dyndns-bench: handler with 10 hosts and users");
+    let small = handler_setup(10);
+    let small_fig = measure(small.server.port, Some(&small.script), "/");
+    let small_queue = small.env.queue_files("new").len();
+    eprintln!("dyndns-bench: handler, diagnostic paths");
+    let not_found = measure(small.server.port, None, "/not-found");
+    let nochg = measure(small.server.port, Some(&small.nochg_script), "/");
+    let fsync_ms = native_durable_write_ms(small.env.dir.path());
+    drop(small);
+
+    eprintln!("dyndns-bench: handler with 10,000 hosts and users");
+    let big = handler_setup(10_000);
+    let big_fig = measure(big.server.port, Some(&big.script), "/");
+    drop(big);
+
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let handler_size = size(&handler);
+    let hello_size = size(&hello);
+
+    eprintln!("dyndns-bench: applier burst");
+    let b = burst(500, 5, 10);
+    eprintln!("dyndns-bench: applier queue write -> --add at the default interval");
+    let (lat, interval) = write_to_add(10);
+    eprintln!("dyndns-bench: applier scan of 10,000 pending entries");
+    let (scan_ms, batch_ms, unchanged, scan_wall) = scan_10k();
+    eprintln!("dyndns-bench: applier idle polling for 60 s");
+    let (idle_pct, idle_rss) = idle_cpu(60);
+
+    // ------------------------------------------------------------ targets
+    let ratio = small_fig.saturated.rps / hello_fig.saturated.rps;
+    let big_ratio = big_fig.moderate.p50_ms / small_fig.moderate.p50_ms;
+    let big_ratio_p99 = big_fig.moderate.p99_ms / small_fig.moderate.p99_ms;
+    let max_lat = lat.iter().cloned().fold(0.0f64, f64::max);
+    let mean_lat = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
+    let lat_limit = interval.as_millis() as f64 + 200.0;
+    let errors = small_fig.moderate.non_2xx
+        + small_fig.saturated.non_2xx
+        + big_fig.moderate.non_2xx
+        + big_fig.saturated.non_2xx;
+    let t_ratio = ratio >= 0.5;
+    let t_p99 = small_fig.moderate.p99_ms < 10.0 && big_fig.moderate.p99_ms < 10.0;
+    let t_big = big_ratio <= 1.5;
+    let t_calls = b.calls == b.floor;
+    let t_idle = idle_pct < 1.0;
+    let t_lat = max_lat <= lat_limit;
+
+    // original script: per queued update one listing, a delete, an add, and 5 s sleep
+    let orig_calls = 3 * b.updates;
+    let orig_secs = b.updates as f64 * (3.0 * PLESK_LATENCY_MS as f64 / 1000.0 + 5.0);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Written by `make bench` ({}); every figure in the README comes from here. Figures from one run on a shared, noisy machine: compare them with the reference measured in the same run, not across runs.\n",
+        "scripts/bench.sh -> tests/src/bin/dyndns-bench.rs"
+    );
+    let _ = writeln!(md, "## Machine\n\n{}", machine());
+    let _ = writeln!(md, "## Targets\n");
+    let _ = writeln!(
+        md,
+        "| target | measured | target | verdict |\n| --- | --- | --- | --- |"
+    );
+    let _ = writeln!(
+        md,
+        "| handler throughput vs hello-world (same runtime, {SATURATING_CONNECTIONS} connections) | {:.0}% ({:.0} vs {:.0} req/s) | at least 50% | {} |",
+        ratio * 100.0,
+        small_fig.saturated.rps,
+        hello_fig.saturated.rps,
+        verdict(t_ratio)
+    );
+    let _ = writeln!(
+        md,
+        "| handler p99 at moderate load ({MODERATE_CONNECTIONS} connections) | {:.2} ms (10 hosts), {:.2} ms (10,000 hosts) | under 10 ms | {} |",
+        small_fig.moderate.p99_ms,
+        big_fig.moderate.p99_ms,
+        verdict(t_p99)
+    );
+    let _ = writeln!(
+        md,
+        "| 10,000 hosts vs 10 hosts, p50 latency | {:.2}x (p99: {:.2}x) | within 1.5x | {} |",
+        big_ratio,
+        big_ratio_p99,
+        verdict(t_big)
+    );
+    let _ = writeln!(
+        md,
+        "| applier Plesk calls for the burst | {} | floor {} | {} |",
+        b.calls,
+        b.floor,
+        verdict(t_calls)
+    );
+    let _ = writeln!(
+        md,
+        "| applier idle polling CPU (60 s, interval {}) | {:.3}% of one core | under 1% | {} |",
+        humantime::format_duration(interval),
+        idle_pct,
+        verdict(t_idle)
+    );
+    let _ = writeln!(
+        md,
+        "| queue write to `--add` (default interval {}) | max {:.0} ms, mean {:.0} ms ({} samples) | within {:.0} ms | {} |",
+        humantime::format_duration(interval),
+        max_lat,
+        mean_lat,
+        lat.len(),
+        lat_limit,
+        verdict(t_lat)
+    );
+    let _ = writeln!(md);
+
+    let _ = writeln!(md, "## Handler\n");
+    let _ = writeln!(
+        md,
+        "Each component is served by `wasmtime serve` (Wasmtime {}, the runtime inside Spin 4.0.2) on 127.0.0.1 and loaded by wrk with one thread for {RUN_SECONDS} s after a 1 s warm-up: {MODERATE_CONNECTIONS} connections for the latency figures (moderate load), {SATURATING_CONNECTIONS} for throughput. Every handler request is an authenticated `/nic/update` that changes the address, so each one is answered `good` after a durable queue write (file fsync, rename, directory fsync); hosts and users rotate over up to 1,000 of the configured ones. Non-2xx answers in all handler runs: {errors}.\n",
+        dyndns_tests::WASMTIME_VERSION
+    );
+    let _ = writeln!(
+        md,
+        "| component | req/s ({SATURATING_CONNECTIONS} conn.) | p50 / p99 ({SATURATING_CONNECTIONS} conn.) | req/s ({MODERATE_CONNECTIONS} conn.) | p50 / p99 ({MODERATE_CONNECTIONS} conn.) |\n| --- | --- | --- | --- | --- |"
+    );
+    for (name, f) in [
+        ("hello-world (reference)", &hello_fig),
+        (
+            "handler, 10 hosts/users: `good` + durable write",
+            &small_fig,
+        ),
+        (
+            "handler, 10,000 hosts/users: `good` + durable write",
+            &big_fig,
+        ),
+        (
+            "handler, diagnostic: unknown path (instantiation + routing only)",
+            &not_found,
+        ),
+        (
+            "handler, diagnostic: `nochg` (auth, validation, lookups; no write)",
+            &nochg,
+        ),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {name} | {:.0} | {:.2} / {:.2} ms | {:.0} | {:.2} / {:.2} ms |",
+            f.saturated.rps,
+            f.saturated.p50_ms,
+            f.saturated.p99_ms,
+            f.moderate.rps,
+            f.moderate.p50_ms,
+            f.moderate.p99_ms
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe same durable write done natively on this machine's disk (create, write, fsync, rename, fsync of the directory) takes {fsync_ms:.2} ms. Queue after the 10-host runs: {small_queue} pending file(s), one per host and type, however many requests were sent.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Component sizes (release, stripped): handler {} bytes ({:.0} KiB), hello-world {} bytes ({:.0} KiB).\n",
+        handler_size,
+        handler_size as f64 / 1024.0,
+        hello_size,
+        hello_size as f64 / 1024.0
+    );
+    if !t_ratio {
+        let _ = writeln!(
+            md,
+            "**Why the throughput target is missed.** The diagnostic rows measured in this run split the cost: an instance of the handler that only routes a request runs at {:.0}% of hello-world; authenticating, validating and looking up the user, the host and the newest known address (four small file reads through WASI) brings it to {:.0}%; the durable queue write brings it to {:.0}%. The write is two fsyncs and a rename through wasmtime's WASI filesystem layer, which runs every call on a blocking thread pool. It is the property DESIGN.md asks for (`good` only once the entry is on disk, file and directory flushed), so it is not traded for speed here. For the real workload it matters little: a router sends an update when its address changes, and the repeats it sends meanwhile are answered `nochg` without any write.\n",
+            not_found.saturated.rps / hello_fig.saturated.rps * 100.0,
+            nochg.saturated.rps / hello_fig.saturated.rps * 100.0,
+            ratio * 100.0
+        );
+    }
+    if !t_p99 {
+        let _ = writeln!(
+            md,
+            "**Why the p99 target is missed.** See the native fsync figure above: the tail is the disk's flush latency, paid twice per accepted update.\n"
+        );
+    }
+
+    let _ = writeln!(md, "## Applier\n");
+    let _ = writeln!(
+        md,
+        "Against the Plesk emulator (`tests/src/bin/plesk.rs`) with a fixed latency of {PLESK_LATENCY_MS} ms per call.\n"
+    );
+    let _ = writeln!(md, "| scenario | figure |\n| --- | --- |");
+    let _ = writeln!(
+        md,
+        "| burst: {} queued updates for {} hosts in {} zones | {} Plesk calls (floor: {} listings + 2 x {} changed records = {}), {:.2} s from start to the last `--add` |",
+        b.updates,
+        b.hosts,
+        b.zones,
+        b.calls,
+        b.zones,
+        b.hosts,
+        b.floor,
+        b.wall.as_secs_f64()
+    );
+    let _ = writeln!(
+        md,
+        "| original Python script, same burst (arithmetic) | {} calls (a listing, a delete and an add per update), at least {:.0} s ({} x (3 x {} ms + 5 s sleep)) |",
+        orig_calls, orig_secs, b.updates, PLESK_LATENCY_MS
+    );
+    let _ = writeln!(
+        md,
+        "| peak memory (VmHWM) during the burst | {} KiB |",
+        b.peak_rss_kb
+    );
+    let _ = writeln!(
+        md,
+        "| queue write to `--add`, default interval {} | {} |",
+        humantime::format_duration(interval),
+        lat.iter()
+            .map(|l| format!("{l:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+            + " ms"
+    );
+    let _ = writeln!(
+        md,
+        "| idle polling, 60 s | {:.3}% of one core, peak memory {} KiB |",
+        idle_pct, idle_rss
+    );
+    let _ = writeln!(
+        md,
+        "| 10,000 pending entries (unchanged addresses, one zone of 10,000 records) | scan and claim {} ms, whole batch {} ms ({} entries confirmed, 1 listing), process wall time {:.2} s |",
+        scan_ms,
+        batch_ms,
+        unchanged,
+        scan_wall.as_secs_f64()
+    );
+    let _ = writeln!(
+        md,
+        "\nThe burst writes its updates the way the handler does (one atomic rename per update into `new/`), so later updates for a host replace earlier ones before the applier sees them; the applier then keeps the newest per host and type, lists each zone once, and changes each record with one `--del` and one `--add`.\n"
+    );
+    let _ = writeln!(
+        md,
+        "Whole benchmark: {:.0} s.",
+        total.elapsed().as_secs_f64()
+    );
+
+    let path = root().join("BENCHMARKS.md");
+    fs::write(&path, &md).expect("write BENCHMARKS.md");
+
+    println!(
+        "\n== dyndns benchmarks (full report: {}) ==",
+        path.display()
+    );
+    println!(
+        "handler throughput vs hello-world : {:>6.0}% ({:.0} vs {:.0} req/s)   target >= 50%   {}",
+        ratio * 100.0,
+        small_fig.saturated.rps,
+        hello_fig.saturated.rps,
+        verdict(t_ratio)
+    );
+    println!(
+        "handler p99 at moderate load      : {:>6.2} ms / {:.2} ms (10 / 10,000 hosts)   target < 10 ms   {}",
+        small_fig.moderate.p99_ms,
+        big_fig.moderate.p99_ms,
+        verdict(t_p99)
+    );
+    println!(
+        "10,000 vs 10 hosts (p50)          : {:>6.2}x   target <= 1.5x   {}",
+        big_ratio,
+        verdict(t_big)
+    );
+    println!(
+        "applier Plesk calls (burst)       : {:>6} / floor {}   {}",
+        b.calls,
+        b.floor,
+        verdict(t_calls)
+    );
+    println!(
+        "applier idle CPU                  : {:>6.3}% of a core   target < 1%   {}",
+        idle_pct,
+        verdict(t_idle)
+    );
+    println!(
+        "queue write to --add (max)        : {:>6.0} ms   target <= {:.0} ms   {}",
+        max_lat,
+        lat_limit,
+        verdict(t_lat)
+    );
+    println!(
+        "handler .wasm                     : {:>6} KiB",
+        handler_size / 1024
+    );
+    println!(
+        "original script, same burst       : {orig_calls} calls, >= {orig_secs:.0} s   (ours: {} calls, {:.2} s)",
+        b.calls,
+        b.wall.as_secs_f64()
+    );
+    println!("took {:.0} s", total.elapsed().as_secs_f64());
+}
