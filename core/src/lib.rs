@@ -3,6 +3,8 @@
 //! tested with plain unit tests and compiles for `wasm32-wasip2` as well as
 //! for the native applier.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod answer;
 pub mod authorization;

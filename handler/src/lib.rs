@@ -5,6 +5,8 @@
 //! are plain Rust and are also built natively for unit tests and lints. The
 //! runtime glue in `component` only exists in the `wasm32` build.
 
+#![warn(missing_docs)]
+
 pub mod endpoint;
 pub mod logging;
 pub mod storage;

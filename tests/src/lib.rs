@@ -4,6 +4,8 @@
 //! `wasmtime serve` on a loopback port, and a raw HTTP/1.1 client that can
 //! send the malformed requests real clients and attackers send.
 
+#![warn(missing_docs)]
+
 pub mod http;
 pub mod peers;
 

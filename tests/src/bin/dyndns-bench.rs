@@ -246,7 +246,7 @@ fn applier_env(zones: usize, hosts_per_zone: usize, interval: Option<&str>) -> T
                 .collect()
         })
         .collect();
-    let zone_list: Vec<(&str, &[(&str, &str, &str)])> = zone_names
+    let zone_list: Vec<(&str, &[dyndns_tests::Record<'_>])> = zone_names
         .iter()
         .map(String::as_str)
         .zip(refs.iter().map(Vec::as_slice))
@@ -578,8 +578,7 @@ fn main() {
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Written by `make bench` ({}); every figure in the README comes from here. Figures from one run on a shared, noisy machine: compare them with the reference measured in the same run, not across runs.\n",
-        "scripts/bench.sh -> tests/src/bin/dyndns-bench.rs"
+        "Written by `make bench` (scripts/bench.sh -> tests/src/bin/dyndns-bench.rs); every figure in the README comes from here. Figures from one run on a shared, noisy machine: compare them with the reference measured in the same run, not across runs.\n"
     );
     let _ = writeln!(md, "## Machine\n\n{}", machine());
     let _ = writeln!(md, "## Targets\n");
