@@ -89,6 +89,16 @@ impl Work {
     fn key(&self) -> String {
         format!("{}/{}", self.host, self.record_type)
     }
+
+    /// The backend call for this work with `value`.
+    fn change<'a>(&'a self, value: &'a str) -> RecordChange<'a> {
+        RecordChange {
+            zone: &self.zone,
+            label: &self.label,
+            record_type: self.record_type,
+            value,
+        }
+    }
 }
 
 enum Outcome {
@@ -364,38 +374,15 @@ impl<B: DnsBackend> Batch<'_, B> {
                 w.zone, w.record_type, w.host
             )));
         }
-        let change = |value: &'_ str| -> (Hostname, String, RecordType, String) {
-            (
-                w.zone.clone(),
-                w.label.clone(),
-                w.record_type,
-                value.to_string(),
-            )
-        };
+        let target = w.target.to_string();
         if self.dry_run {
             for r in &to_delete {
-                let (zone, label, t, v) = change(&r.value);
-                let c = RecordChange {
-                    zone: &zone,
-                    label: &label,
-                    record_type: t,
-                    value: &v,
-                };
-                report
-                    .dry_run_lines
-                    .push(format!("would run: {}", self.backend.describe("--del", &c)));
+                let line = self.backend.describe("--del", &w.change(&r.value));
+                report.dry_run_lines.push(format!("would run: {line}"));
             }
             if !has_target {
-                let target = w.target.to_string();
-                let c = RecordChange {
-                    zone: &w.zone,
-                    label: &w.label,
-                    record_type: w.record_type,
-                    value: &target,
-                };
-                report
-                    .dry_run_lines
-                    .push(format!("would run: {}", self.backend.describe("--add", &c)));
+                let line = self.backend.describe("--add", &w.change(&target));
+                report.dry_run_lines.push(format!("would run: {line}"));
             }
             return Ok(Outcome::Applied(self.change_record(w, &to_delete)));
         }
@@ -412,40 +399,16 @@ impl<B: DnsBackend> Batch<'_, B> {
             })?;
         }
         for r in &to_delete {
-            let c = RecordChange {
-                zone: &w.zone,
-                label: &w.label,
-                record_type: w.record_type,
-                value: &r.value,
-            };
-            if let Err(e) = self.backend.delete(&c) {
+            if let Err(e) = self.backend.delete(&w.change(&r.value)) {
                 return Ok(Outcome::Deferred(e.to_string()));
             }
         }
-        if !has_target {
-            let target = w.target.to_string();
-            let c = RecordChange {
-                zone: &w.zone,
-                label: &w.label,
-                record_type: w.record_type,
-                value: &target,
-            };
-            if let Err(e) = self.backend.add(&c) {
-                return Ok(Outcome::Deferred(e.to_string()));
-            }
+        if !has_target && let Err(e) = self.backend.add(&w.change(&target)) {
+            return Ok(Outcome::Deferred(e.to_string()));
         }
         self.finish(w)?;
         let change = self.change_record(w, &to_delete);
-        let old = if change.old.is_empty() {
-            "(none)".to_string()
-        } else {
-            change
-                .old
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let old = crate::notify::address_list(&change.old);
         info!(
             host = %w.host,
             record_type = %w.record_type,

@@ -59,6 +59,19 @@ pub struct Notification {
     pub text: String,
 }
 
+/// `a,b` for a list of addresses, `(none)` for an empty one.
+pub fn address_list(addresses: &[IpAddr]) -> String {
+    if addresses.is_empty() {
+        "(none)".to_string()
+    } else {
+        addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// Groups a batch's changes into one notification per host.
 pub fn notifications(changes: &[Change]) -> Vec<Notification> {
     let mut by_host: BTreeMap<String, Vec<&Change>> = BTreeMap::new();
@@ -78,18 +91,7 @@ pub fn notifications(changes: &[Change]) -> Vec<Notification> {
                 .collect();
             let parts: Vec<String> = changes
                 .iter()
-                .map(|c| {
-                    let old = if c.old.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        c.old
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    };
-                    format!("{} {} -> {}", c.record_type, old, c.new)
-                })
+                .map(|c| format!("{} {} -> {}", c.record_type, address_list(&c.old), c.new))
                 .collect();
             let last = list[list.len() - 1];
             Notification {
@@ -296,16 +298,12 @@ impl EmailChannel {
 pub fn email_body(n: &Notification) -> String {
     let mut body = format!("The address of {} (zone {}) changed:\n\n", n.host, n.zone);
     for c in &n.changes {
-        let old = if c.old.is_empty() {
-            "(none)".to_string()
-        } else {
-            c.old
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        body.push_str(&format!("  {:<4} {} -> {}\n", c.record_type, old, c.new));
+        body.push_str(&format!(
+            "  {:<4} {} -> {}\n",
+            c.record_type,
+            address_list(&c.old),
+            c.new
+        ));
     }
     body.push_str(&format!(
         "\nRequested by: {}\nFrom: {}\nApplied: {}\n",

@@ -73,6 +73,33 @@ fn safe_name(name: &str) -> Option<&str> {
     ok.then_some(name)
 }
 
+/// Which queue directory an item was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// `new/`: names without a claim id.
+    Pending,
+    /// `cur/`: names with a claim id.
+    Claimed,
+}
+
+/// Checks an item's type and name without opening it.
+fn check_name(
+    file_name: Option<&str>,
+    file_type: &fs::FileType,
+    place: Place,
+) -> Result<EntryName, String> {
+    if !file_type.is_file() {
+        return Err(format!("is a {}, not a regular file", kind_of(file_type)));
+    }
+    let name_str = file_name.ok_or_else(|| "file name is not UTF-8".to_string())?;
+    let name = EntryName::parse(name_str).map_err(|e| e.to_string())?;
+    match (place, name.claim.is_some()) {
+        (Place::Pending, true) => Err("a claimed entry's name is not allowed in new/".into()),
+        (Place::Claimed, false) => Err("unclaimed name in cur/".into()),
+        _ => Ok(name),
+    }
+}
+
 impl<'a> QueueReader<'a> {
     /// A reader for `layout`, checking entries against `config`.
     pub fn new(layout: &'a Layout, config: &'a Config) -> QueueReader<'a> {
@@ -85,44 +112,8 @@ impl<'a> QueueReader<'a> {
         let mut out = Collected::default();
         let mut claimed_now: HashSet<PathBuf> = HashSet::new();
         // 1. claim from new/
-        for item in list_dir(&self.layout.new) {
-            let (path, file_name, file_type) = match item {
-                Ok(x) => x,
-                Err(e) => {
-                    error!("cannot list {}: {e}", self.layout.new.display());
-                    continue;
-                }
-            };
+        for (path, name) in self.names(&self.layout.new, Place::Pending, &mut out) {
             let shown = display_name(&path);
-            if !file_type.is_file() {
-                self.reject(
-                    &path,
-                    &mut out,
-                    &shown,
-                    format!("is a {}, not a regular file", kind_of(&file_type)),
-                );
-                continue;
-            }
-            let Some(name_str) = file_name.as_deref() else {
-                self.reject(&path, &mut out, &shown, "file name is not UTF-8".into());
-                continue;
-            };
-            let name = match EntryName::parse(name_str) {
-                Ok(n) if n.claim.is_none() => n,
-                Ok(_) => {
-                    self.reject(
-                        &path,
-                        &mut out,
-                        &shown,
-                        "a claimed entry's name is not allowed in new/".into(),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    self.reject(&path, &mut out, &shown, e.to_string());
-                    continue;
-                }
-            };
             let target = self.layout.cur.join(EntryName::claimed(
                 &name.host,
                 name.record_type,
@@ -133,46 +124,12 @@ impl<'a> QueueReader<'a> {
                     debug!("claimed {shown}");
                     claimed_now.insert(target);
                 }
-                Err(e) => {
-                    // Vanished (replaced by a newer rename) or unreadable: next batch.
-                    debug!("could not claim {shown}: {e}");
-                }
+                // Vanished (replaced by a newer rename) or unreadable: next batch.
+                Err(e) => debug!("could not claim {shown}: {e}"),
             }
         }
         // 2. read everything in cur/
-        for item in list_dir(&self.layout.cur) {
-            let (path, file_name, file_type) = match item {
-                Ok(x) => x,
-                Err(e) => {
-                    error!("cannot list {}: {e}", self.layout.cur.display());
-                    continue;
-                }
-            };
-            let shown = display_name(&path);
-            if !file_type.is_file() {
-                self.reject(
-                    &path,
-                    &mut out,
-                    &shown,
-                    format!("is a {}, not a regular file", kind_of(&file_type)),
-                );
-                continue;
-            }
-            let Some(name_str) = file_name.as_deref() else {
-                self.reject(&path, &mut out, &shown, "file name is not UTF-8".into());
-                continue;
-            };
-            let name = match EntryName::parse(name_str) {
-                Ok(n) if n.claim.is_some() => n,
-                Ok(_) => {
-                    self.reject(&path, &mut out, &shown, "unclaimed name in cur/".into());
-                    continue;
-                }
-                Err(e) => {
-                    self.reject(&path, &mut out, &shown, e.to_string());
-                    continue;
-                }
-            };
+        for (path, name) in self.names(&self.layout.cur, Place::Claimed, &mut out) {
             match self.read_entry(&path, &name) {
                 Ok(entry) => {
                     let fresh = claimed_now.contains(&path);
@@ -183,34 +140,50 @@ impl<'a> QueueReader<'a> {
                         fresh,
                     });
                 }
-                Err(reason) => self.reject(&path, &mut out, &shown, reason),
+                Err(reason) => {
+                    let shown = display_name(&path);
+                    self.reject(&path, &mut out, &shown, reason);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The items of `dir` whose type and name are right for `place`; the
+    /// others are moved to `failed/`.
+    fn names(&self, dir: &Path, place: Place, out: &mut Collected) -> Vec<(PathBuf, EntryName)> {
+        let mut good = Vec::new();
+        for item in list_dir(dir) {
+            match item {
+                Ok((path, file_name, file_type)) => {
+                    match check_name(file_name.as_deref(), &file_type, place) {
+                        Ok(name) => good.push((path, name)),
+                        Err(reason) => {
+                            let shown = display_name(&path);
+                            self.reject(&path, out, &shown, reason);
+                        }
+                    }
+                }
+                Err(e) => error!("cannot list {}: {e}", dir.display()),
+            }
+        }
+        good
     }
 
     /// Reads without moving anything (for `--dry-run` and `status`):
     /// pending entries in `new/` and claimed ones in `cur/`.
     pub fn peek(&self) -> Collected {
         let mut out = Collected::default();
-        for dir in [&self.layout.cur, &self.layout.new] {
+        for (dir, place) in [
+            (&self.layout.cur, Place::Claimed),
+            (&self.layout.new, Place::Pending),
+        ] {
             for (path, file_name, file_type) in list_dir(dir).flatten() {
                 let shown = display_name(&path);
-                if !file_type.is_file() {
-                    out.rejected.push((
-                        shown,
-                        format!("is a {}, not a regular file", kind_of(&file_type)),
-                    ));
-                    continue;
-                }
-                let Some(name_str) = file_name.as_deref() else {
-                    out.rejected.push((shown, "file name is not UTF-8".into()));
-                    continue;
-                };
-                let name = match EntryName::parse(name_str) {
+                let name = match check_name(file_name.as_deref(), &file_type, place) {
                     Ok(n) => n,
-                    Err(e) => {
-                        out.rejected.push((shown, e.to_string()));
+                    Err(reason) => {
+                        out.rejected.push((shown, reason));
                         continue;
                     }
                 };
@@ -219,7 +192,7 @@ impl<'a> QueueReader<'a> {
                         path,
                         name,
                         entry,
-                        fresh: dir == &self.layout.new,
+                        fresh: place == Place::Pending,
                     }),
                     Err(reason) => out.rejected.push((shown, reason)),
                 }

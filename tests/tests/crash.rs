@@ -58,6 +58,19 @@ fn wait_for_orphans(env: &TestEnv) {
     );
 }
 
+/// Kills the `--add` calls still hanging (as a crashed machine would lose them).
+fn kill_hung_adds(env: &TestEnv) {
+    for e in env
+        .events()
+        .iter()
+        .filter(|e| e.event == "start" && e.command() == "--add")
+    {
+        if let Some(pid) = rustix::process::Pid::from_raw(e.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 fn assert_converged(env: &TestEnv, h2_expected: &str, context: &str) {
     let zone = env.zone("dyn.example.com");
     let expected = vec![
@@ -169,15 +182,7 @@ fn kill_9_between_del_and_add() {
     );
     applier.kill9();
     // the hung --add is the orphan; kill it as a crashed machine would lose it
-    for e in env
-        .events()
-        .iter()
-        .filter(|e| e.event == "start" && e.command() == "--add")
-    {
-        if let Some(pid) = rustix::process::Pid::from_raw(e.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-    }
+    kill_hung_adds(&env);
     thread::sleep(Duration::from_millis(100));
     let missing: Vec<_> = env
         .zone("dyn.example.com")
@@ -220,15 +225,7 @@ fn journal_repairs_even_without_a_queue_entry() {
         .len()
         == 1));
     applier.kill9();
-    for e in env
-        .events()
-        .iter()
-        .filter(|e| e.event == "start" && e.command() == "--add")
-    {
-        if let Some(pid) = rustix::process::Pid::from_raw(e.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
-    }
+    kill_hung_adds(&env);
     for f in env.queue_files("cur") {
         std::fs::remove_file(env.queue.join("cur").join(f)).unwrap();
     }
