@@ -756,3 +756,24 @@ fn metrics_textfile_for_node_exporter() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&prom).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644, "node_exporter must be able to read it");
 }
+
+#[test]
+fn sighup_reloads_the_config() {
+    let env = env();
+    let mut applier = env.spawn_applier(&["run", "--timeout", "20"]);
+    assert!(wait_for(Duration::from_secs(10), || applier
+        .log()
+        .contains("applier started")));
+    // an edit that keeps size and mtime would go unnoticed; SIGHUP forces the reload
+    applier.signal(rustix::process::Signal::HUP);
+    assert!(
+        wait_for(Duration::from_secs(10), || applier
+            .log()
+            .contains("config reloaded")),
+        "{}",
+        applier.log()
+    );
+    assert!(applier.log().contains("SIGHUP: reloading the config"));
+    applier.terminate();
+    assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
+}
