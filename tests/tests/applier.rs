@@ -777,3 +777,112 @@ fn sighup_reloads_the_config() {
     applier.terminate();
     assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn new_credential_makes_a_secret_that_verifies() {
+    let out = std::process::Command::new(dyndns_tests::applier_bin())
+        .args(["new-credential", "--user", "home@dyn.example.com"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret:"))
+        .unwrap()
+        .trim();
+    let stored = text
+        .lines()
+        .find_map(|l| l.strip_prefix("credential:"))
+        .unwrap()
+        .trim();
+    assert_eq!(secret.len(), 32);
+    assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let cred = dyndns_core::credential::Credential::parse(stored).unwrap();
+    assert!(cred.verify(secret));
+    assert!(!cred.verify(&format!("{secret}x")));
+    // the [[users]] block is valid config once hosts are filled in
+    let block = &text[text.find("[[users]]").unwrap()..];
+    let config = format!(
+        "zones = [\"dyn.example.com\"]\n[handler]\nuser_named_hosts = true\n[[hosts]]\nname = \"home.dyn.example.com\"\n{}",
+        block.replace(
+            "hosts = []  # fill in",
+            "hosts = [\"home.dyn.example.com\"]"
+        )
+    );
+    dyndns_core::config::Config::parse(&config, None).unwrap();
+    // two runs never give the same secret
+    let again = std::process::Command::new(dyndns_tests::applier_bin())
+        .arg("new-credential")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&again.stdout).contains(secret));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown only now"));
+}
+
+#[test]
+fn command_line_mistakes_get_clear_errors() {
+    let env = env();
+    // run flags with another command
+    let out = env.run_applier(&["--once", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--once, --timeout, --interval and --dry-run belong to `run`")
+    );
+    // a missing config file names the path
+    let out = std::process::Command::new(dyndns_tests::applier_bin())
+        .args(["--config", "/nonexistent/dyndns.toml", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/nonexistent/dyndns.toml: No such file or directory")
+    );
+    // an unknown option
+    let out = env.run_applier(&["--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
+    // a bad interval value
+    let out = env.run_applier(&["run", "--interval", "soon"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("soon"));
+}
+
+#[test]
+fn check_config_warns_about_a_missing_plesk_and_readable_secrets() {
+    let env = env();
+    let text = fs::read_to_string(&env.config).unwrap();
+    let plesk = dyndns_tests::plesk_emulator().display().to_string();
+    fs::write(
+        &env.config,
+        text.replace(&plesk, "/opt/nowhere/plesk")
+            + "\n[notify.webhook]\nurl = \"https://chat.example.com/hooks/TOKEN\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        &env.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = env.run_applier(&["check-config"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("warning: applier.plesk: /opt/nowhere/plesk is not an existing file"),
+        "{s}"
+    );
+    assert!(
+        s.contains("holds notification secrets but is readable by group or others (mode 644)"),
+        "{s}"
+    );
+    assert!(s.contains("notifications: webhook"), "{s}");
+    fs::set_permissions(
+        &env.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let s = String::from_utf8_lossy(&env.run_applier(&["check-config"]).stdout).into_owned();
+    assert!(!s.contains("readable by group"), "{s}");
+}
