@@ -212,3 +212,46 @@ fn units_and_cron_run_commands_the_applier_accepts() {
     assert!(spin_unit.contains("--direct-mounts --allow-transient-write"));
     assert!(spin_unit.contains("User=dyndns"));
 }
+
+/// The component's imports, by name.
+fn component_imports(wasm: &std::path::Path) -> Vec<String> {
+    let bytes = fs::read(wasm).unwrap();
+    let mut names = Vec::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::ComponentSection { .. }
+            | wasmparser::Payload::ModuleSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    names.push(import.unwrap().name.0.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+#[test]
+fn the_component_imports_only_standard_wasi() {
+    // Spin 3/4 and wasmtime serve both provide WASI 0.2 and wasi:http; an
+    // import of a Spin-only interface would tie the component to one host.
+    let imports = component_imports(dyndns_tests::handler_wasm());
+    assert!(!imports.is_empty());
+    for name in &imports {
+        assert!(
+            name.starts_with("wasi:") && name.contains("@0.2."),
+            "unexpected import {name}"
+        );
+    }
+    assert!(
+        imports.iter().any(|n| n.starts_with("wasi:filesystem/")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|n| n.starts_with("wasi:sockets/")),
+        "no network: {imports:?}"
+    );
+}
