@@ -314,10 +314,7 @@ fn plesk_failing_twice_then_succeeding_is_applied_after_backoff() {
     // backoff: 300 ms, then 600 ms (plus the polling interval)
     let gap1 = adds[1].t_ms - adds[0].t_ms;
     let gap2 = adds[2].t_ms - adds[1].t_ms;
-    assert!(
-        gap1 >= 300 && gap2 >= 600 && gap2 > gap1,
-        "gaps {gap1} ms, {gap2} ms"
-    );
+    assert!(gap1 >= 300 && gap2 >= 600, "gaps {gap1} ms, {gap2} ms");
     let log = applier.log();
     assert!(log.contains("transient failure, will retry"), "{log}");
     assert!(log.contains("attempt=2"), "{log}");
