@@ -76,30 +76,17 @@ pub fn publish(config: &Config, layout: &Layout) -> Result<bool> {
     builder.create(staging.join(view::USERS_DIR))?;
     builder.create(staging.join(view::HOSTS_DIR))?;
     for (name, bytes) in &files {
-        // No per-file fsync: the directories are flushed once below.
         fs::write(staging.join(name), bytes)
             .with_context(|| format!("writing view file {name}"))?;
     }
-    for sub in [view::USERS_DIR, view::HOSTS_DIR] {
-        flush_files(&staging.join(sub))?;
-    }
-    flush_files(&staging)?;
+    // One syncfs instead of an fsync per file: 20,000 files for 10,000 hosts
+    // and users would otherwise take seconds.
+    let dir = fs::File::open(&staging)?;
+    rustix::fs::syncfs(&dir).with_context(|| format!("flushing {}", staging.display()))?;
     swap_into_place(&staging, &layout.view)?;
     sync_dir(&layout.state)?;
     atomic_write(&layout.view_digest, digest.as_bytes(), 0o600)?;
     Ok(true)
-}
-
-/// fsyncs every file in `dir`, then `dir` itself.
-fn flush_files(dir: &Path) -> Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            fs::File::open(entry.path())?.sync_all()?;
-        }
-    }
-    sync_dir(dir)?;
-    Ok(())
 }
 
 /// Puts `staging` where `target` is: exchanged atomically with an existing
