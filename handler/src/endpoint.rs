@@ -39,6 +39,17 @@ impl RequestParts {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// Every value of the header `name`, in the order received.
+    pub fn header_values<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
     fn header_str(&self, name: &str) -> Option<&str> {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
@@ -106,12 +117,29 @@ fn health(storage: &Storage) -> Reply {
 
 /// The client address as far as it can be known: Spin's peer address, and
 /// forwarded headers when that peer is a trusted proxy.
+///
+/// Spin appends its `spin-client-addr` after the headers the client sent, so
+/// a client that sends its own gets it ignored: only the last one counts.
+/// Several `X-Forwarded-For` lines are one comma list (RFC 9110), in order.
 fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
-    let peer = req.header_str("spin-client-addr").and_then(parse_peer);
+    let peer = req
+        .header_values("spin-client-addr")
+        .last()
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(parse_peer);
+    let forwarded: Vec<&str> = req
+        .header_values("x-forwarded-for")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    let real_ip = req
+        .header_values("x-real-ip")
+        .last()
+        .and_then(|v| std::str::from_utf8(v).ok());
     client_address(
         peer,
-        req.header_str("x-forwarded-for"),
-        req.header_str("x-real-ip"),
+        forwarded.as_deref(),
+        real_ip,
         &settings.trusted_proxies,
     )
 }

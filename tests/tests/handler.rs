@@ -473,6 +473,58 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
 }
 
 #[test]
+fn a_client_cannot_forge_the_peer_address() {
+    // Spin appends its own spin-client-addr after the client's headers: the
+    // last one is the runtime's. Here the client sends a fake "trusted proxy"
+    // peer plus a forwarded-for naming someone else.
+    let (env, server) = setup();
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(("alice", "wrong")),
+        &[
+            ("spin-client-addr", "127.0.0.1:1"),
+            ("x-forwarded-for", "192.0.2.200"),
+            ("spin-client-addr", "203.0.113.77:4444"),
+        ],
+    );
+    assert_eq!(r.body, "badauth\n");
+    assert!(
+        server
+            .log()
+            .contains("authentication failed client=203.0.113.77 "),
+        "the log must name the real peer, not a forged one:\n{}",
+        server.log()
+    );
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &[
+            ("spin-client-addr", "127.0.0.1:1"),
+            ("spin-client-addr", "203.0.113.78:4444"),
+        ],
+    );
+    assert_eq!(r.body, "good 203.0.113.78\n");
+    // several X-Forwarded-For lines from a trusted proxy are one list
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.95"),
+            ("spin-client-addr", "127.0.0.1:5555"),
+        ],
+    );
+    assert_eq!(r.body, "good 198.51.100.95\n");
+    assert_eq!(
+        env.pending("home.dyn.example.com", "A")
+            .unwrap()
+            .address
+            .to_string(),
+        "198.51.100.95"
+    );
+}
+
+#[test]
 fn legacy_update_path_host_and_ipv4_fields() {
     let (env, server) = setup();
     let r = server.get(
