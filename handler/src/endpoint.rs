@@ -308,3 +308,53 @@ fn refuse(user: &str, client: Option<IpAddr>, reason: &str) -> Reply {
     warn!(user = %user, client = %show_client(client), reason = %reason.escape_debug(), "update refused: badagent");
     Reply::text(200, Code::BadAgent.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: &str, target: &str) -> RequestParts {
+        RequestParts {
+            method: method.into(),
+            target: target.into(),
+            ..Default::default()
+        }
+    }
+
+    fn storage() -> (tempfile::TempDir, Storage) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage {
+            state_dir: dir.path().join("state"),
+            queue_dir: dir.path().join("queue"),
+        };
+        (dir, s)
+    }
+
+    #[test]
+    fn routing() {
+        let (_dir, s) = storage();
+        assert_eq!(respond(&parts("GET", "/"), &s).status, 404);
+        assert_eq!(respond(&parts("GET", "/nic/updatex"), &s).status, 404);
+        let r = respond(&parts("PUT", "/nic/update?hostname=a.example.com"), &s);
+        assert_eq!((r.status, r.body.as_str()), (405, "badagent\n"));
+        assert!(r.headers.contains(&("allow".into(), "GET, POST".into())));
+        assert_eq!(respond(&parts("POST", "/health"), &s).status, 405);
+        // without a published view an update is a server fault, never a panic
+        let r = respond(&parts("GET", "/update?hostname=a.example.com"), &s);
+        assert_eq!((r.status, r.body.as_str()), (500, "911\n"));
+        assert_eq!(respond(&parts("GET", "/health"), &s).status, 503);
+    }
+
+    #[test]
+    fn header_values_keep_order_and_ignore_case() {
+        let mut p = parts("GET", "/");
+        p.headers = vec![
+            ("Spin-Client-Addr".into(), b"1".to_vec()),
+            ("x-other".into(), b"2".to_vec()),
+            ("spin-client-addr".into(), b"3".to_vec()),
+        ];
+        let v: Vec<&[u8]> = p.header_values("spin-client-addr").collect();
+        assert_eq!(v, vec![b"1".as_slice(), b"3".as_slice()]);
+        assert_eq!(p.header("SPIN-CLIENT-ADDR"), Some(b"1".as_slice()));
+    }
+}

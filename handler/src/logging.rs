@@ -93,3 +93,43 @@ impl Subscriber for LineLogger {
 
     fn exit(&self, _span: &Id) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Captures formatted lines instead of writing them.
+    struct Capture(Arc<Mutex<Vec<String>>>);
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let line = format_event(event.metadata().level(), event, SystemTime::UNIX_EPOCH);
+            self.0.lock().unwrap().push(line);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn one_line_per_event_with_fields() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        tracing::subscriber::with_default(Capture(Arc::clone(&lines)), || {
+            tracing::warn!(user = %"alice", n = 3, "authentication failed client={}", "203.0.113.1");
+        });
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines[0],
+            "1970-01-01T00:00:00.000000Z  WARN authentication failed client=203.0.113.1 user=alice n=3"
+        );
+    }
+}

@@ -377,3 +377,112 @@ impl UpdateContext for FileContext<'_> {
         self.0.known_address(host, record_type)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage() -> (tempfile::TempDir, Storage) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage {
+            state_dir: dir.path().join("state"),
+            queue_dir: dir.path().join("queue"),
+        };
+        for d in [
+            s.queue_dir.join("tmp"),
+            s.queue_dir.join("new"),
+            s.state_dir.join("applied"),
+        ] {
+            fs::create_dir_all(d).unwrap();
+        }
+        (dir, s)
+    }
+
+    #[test]
+    fn read_limited_reads_small_and_large_files_and_enforces_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert!(read_limited(&p, 10).unwrap().is_none());
+        fs::write(&p, b"hello").unwrap();
+        assert_eq!(read_limited(&p, 10).unwrap().unwrap(), b"hello");
+        assert_eq!(read_limited(&p, 5).unwrap().unwrap(), b"hello");
+        assert!(matches!(
+            read_limited(&p, 4),
+            Err(StorageError::Corrupt { .. })
+        ));
+        // larger than the first read buffer
+        let big = vec![b'x'; INITIAL_READ * 3 + 7];
+        fs::write(&p, &big).unwrap();
+        assert_eq!(read_limited(&p, big.len() as u64).unwrap().unwrap(), big);
+        assert!(read_limited(&p, big.len() as u64 - 1).is_err());
+    }
+
+    #[test]
+    fn entries_replace_each_other_and_are_the_newest_known_address() {
+        let (_dir, s) = storage();
+        let host = Hostname::parse("home.dyn.example.com").unwrap();
+        let entry = |addr: &str| QueueEntry {
+            format: queue::ENTRY_FORMAT,
+            host: host.clone(),
+            record_type: RecordType::A,
+            address: addr.parse().unwrap(),
+            requested_at: SystemTime::now(),
+            user: "u".into(),
+            client: None,
+        };
+        assert_eq!(s.known_address(&host, RecordType::A).unwrap(), None);
+        // the applied state counts when nothing is pending
+        fs::write(
+            s.state_dir.join("applied/home.dyn.example.com_A.json"),
+            r#"{"host":"home.dyn.example.com","type":"A","address":"192.0.2.1","applied_at":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.known_address(&host, RecordType::A).unwrap(),
+            Some("192.0.2.1".parse().unwrap())
+        );
+        s.write_entry(&entry("198.51.100.1")).unwrap();
+        s.write_entry(&entry("198.51.100.2")).unwrap();
+        assert_eq!(fs::read_dir(s.queue_dir.join("new")).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(s.queue_dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            s.known_address(&host, RecordType::A).unwrap(),
+            Some("198.51.100.2".parse().unwrap())
+        );
+        // a corrupt pending entry does not hide the applied state
+        fs::write(
+            s.queue_dir.join("new/home.dyn.example.com_A.json"),
+            b"garbage",
+        )
+        .unwrap();
+        assert_eq!(
+            s.known_address(&host, RecordType::A).unwrap(),
+            Some("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn health_lists_every_problem() {
+        let (_dir, s) = storage();
+        let h = s.health(SystemTime::now());
+        assert_eq!(h.status, "unhealthy");
+        assert!(h.queue_writable);
+        assert!(
+            h.problems
+                .iter()
+                .any(|p| p.contains("dyndns-applier publish")),
+            "{:?}",
+            h.problems
+        );
+        assert!(
+            h.problems
+                .iter()
+                .any(|p| p.contains("has not written a heartbeat")),
+            "{:?}",
+            h.problems
+        );
+        fs::remove_dir(s.queue_dir.join("tmp")).unwrap();
+        let h = s.health(SystemTime::now());
+        assert!(!h.queue_writable);
+    }
+}
