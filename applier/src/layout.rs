@@ -86,6 +86,29 @@ impl Layout {
         Ok(())
     }
 
+    /// Advice about the directories the handler writes: when they belong to
+    /// root, the handler (an unprivileged user) cannot write them.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        if !rustix::process::geteuid().is_root() {
+            return out;
+        }
+        for dir in [&self.tmp, &self.new] {
+            if let Ok(meta) = std::fs::symlink_metadata(dir)
+                && meta.uid() == 0
+                && meta.mode() & 0o002 == 0
+            {
+                out.push(format!(
+                    "{} belongs to root: the handler cannot write updates there unless it runs as root. Fix with: chown dyndns:dyndns {}",
+                    dir.display(),
+                    dir.display()
+                ));
+            }
+        }
+        out
+    }
+
     /// Running as root, the directories the web side must not control have
     /// to belong to root.
     fn check_ownership(&self) -> Result<()> {

@@ -176,6 +176,7 @@ fn check_config(path: &std::path::Path) -> Result<i32> {
         c.users.len()
     );
     let mut warnings = config_file::permission_warnings(&loaded);
+    warnings.extend(layout::Layout::new(&c.paths).warnings());
     match std::fs::metadata(&c.applier.plesk) {
         Ok(m) if m.is_file() => {}
         _ => warnings.push(format!(

@@ -79,6 +79,9 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
     }
     let layout = Layout::new(&loaded.config.paths);
     layout.ensure()?;
+    for w in layout.warnings() {
+        warn!("{w}");
+    }
     let flags = signals::install(thread::current())?;
     let mut this = Loop {
         loaded,

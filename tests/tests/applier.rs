@@ -883,3 +883,28 @@ fn check_config_warns_about_a_missing_plesk_and_readable_secrets() {
     let s = String::from_utf8_lossy(&env.run_applier(&["check-config"]).stdout).into_owned();
     assert!(!s.contains("readable by group"), "{s}");
 }
+
+#[test]
+fn check_config_warns_when_the_handler_cannot_write_the_queue() {
+    let env = env();
+    let out = String::from_utf8_lossy(&env.run_applier(&["check-config"]).stdout).into_owned();
+    if !rustix::process::geteuid().is_root() {
+        // only root can make directories the handler's user cannot write
+        assert!(!out.contains("belongs to root"), "{out}");
+        return;
+    }
+    assert!(
+        out.contains("queue/new belongs to root: the handler cannot write updates there"),
+        "{out}"
+    );
+    for sub in ["tmp", "new"] {
+        rustix::fs::chown(
+            &env.queue.join(sub),
+            Some(rustix::process::Uid::from_raw(65534)),
+            None,
+        )
+        .unwrap();
+    }
+    let out = String::from_utf8_lossy(&env.run_applier(&["check-config"]).stdout).into_owned();
+    assert!(!out.contains("belongs to root"), "{out}");
+}
