@@ -899,7 +899,7 @@ fn check_config_warns_when_the_handler_cannot_write_the_queue() {
     );
     for sub in ["tmp", "new"] {
         rustix::fs::chown(
-            &env.queue.join(sub),
+            env.queue.join(sub),
             Some(rustix::process::Uid::from_raw(65534)),
             None,
         )
