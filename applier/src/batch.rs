@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Result;
 use dyndns_core::config::Config;
-use dyndns_core::queue::QueueEntry;
+use dyndns_core::queue::{QueueEntry, record_key};
 use dyndns_core::{Hostname, RecordType};
 use tracing::{debug, error, info, warn};
 
@@ -87,7 +87,7 @@ struct Work {
 
 impl Work {
     fn key(&self) -> String {
-        format!("{}/{}", self.host, self.record_type)
+        record_key(&self.host, self.record_type)
     }
 
     /// The backend call for this work with `value`.
@@ -199,7 +199,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         // Interrupted changes with no entry left: finish them from the journal.
         let queued: HashSet<String> = work.iter().map(Work::key).collect();
         for note in self.journal.all()? {
-            let key = format!("{}/{}", note.host, note.record_type);
+            let key = record_key(&note.host, note.record_type);
             if queued.contains(&key) {
                 continue;
             }

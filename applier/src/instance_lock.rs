@@ -40,6 +40,15 @@ pub fn try_lock(path: &Path) -> Result<Option<InstanceLock>> {
     }
 }
 
+/// True when another process holds the lock. Never creates or writes the
+/// lock file (for read-only commands such as `status`).
+pub fn is_held(path: &Path) -> bool {
+    match File::open(path) {
+        Ok(file) => matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
 /// The pid written by the holder, for messages.
 pub fn holder(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -55,8 +64,11 @@ mod tests {
         let p = dir.path().join("l");
         let first = try_lock(&p).unwrap().expect("first lock");
         assert!(try_lock(&p).unwrap().is_none());
+        assert!(is_held(&p));
         assert_eq!(holder(&p), Some(std::process::id()));
         drop(first);
+        assert!(!is_held(&p));
         assert!(try_lock(&p).unwrap().is_some());
+        assert!(!is_held(&dir.path().join("missing")));
     }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use dyndns_core::queue::EntryName;
 use dyndns_core::{Hostname, RecordType};
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +52,7 @@ impl Journal {
     }
 
     fn path(&self, host: &Hostname, t: RecordType) -> PathBuf {
-        self.dir.join(format!("{host}_{t}.json"))
+        self.dir.join(EntryName::pending(host, t))
     }
 
     /// Records a change about to start (durably).

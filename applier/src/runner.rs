@@ -249,12 +249,12 @@ impl Loop {
                     self.last_tmp_clean = Some(Instant::now());
                 }
             }
-            let config = self.loaded.config.clone();
+            let config = &self.loaded.config;
             let mut backend =
                 PleskCli::new(config.applier.plesk.clone(), config.applier.plesk_timeout);
             let stop = || self.should_stop();
             let mut batch = Batch {
-                config: &config,
+                config,
                 layout: &self.layout,
                 backend: &mut backend,
                 journal: &journal,

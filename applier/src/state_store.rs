@@ -28,14 +28,6 @@ pub fn write_applied(
         applied_at: at,
     };
     let path = layout.applied.join(AppliedRecord::file_name(host, t));
-    if let Ok(Some(bytes)) = read_optional(&path, 4096)
-        && let Ok(old) = serde_json::from_slice::<AppliedRecord>(&bytes)
-        && old.address == address
-        && at.duration_since(old.applied_at).unwrap_or_default() < Duration::from_secs(3600)
-    {
-        // Unchanged and recent: spare the disk a write.
-        return Ok(());
-    }
     atomic_write_unsynced(&path, &serde_json::to_vec(&record)?, 0o644)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -22,26 +22,20 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
     let layout = Layout::new(&config.paths);
     writeln!(out, "config: {}", loaded.path.display())?;
 
-    let holder = if instance_lock::try_lock(&layout.lock)
-        .ok()
-        .flatten()
-        .is_some()
-    {
-        None
-    } else {
-        Some(instance_lock::holder(&layout.lock))
-    };
-    match (read_heartbeat(&layout), holder) {
-        (Some(hb), Some(_)) => writeln!(
+    match (
+        read_heartbeat(&layout),
+        instance_lock::is_held(&layout.lock),
+    ) {
+        (Some(hb), true) => writeln!(
             out,
             "applier: running (pid {}, heartbeat {}{})",
             hb.pid,
             ago(hb.at),
             if hb.dry_run { ", dry run" } else { "" }
         )?,
-        (Some(hb), None) => writeln!(out, "applier: not running (last heartbeat {})", ago(hb.at))?,
-        (None, Some(_)) => writeln!(out, "applier: running (no heartbeat yet)")?,
-        (None, None) => writeln!(out, "applier: never ran with this state directory")?,
+        (Some(hb), false) => writeln!(out, "applier: not running (last heartbeat {})", ago(hb.at))?,
+        (None, true) => writeln!(out, "applier: running (no heartbeat yet)")?,
+        (None, false) => writeln!(out, "applier: never ran with this state directory")?,
     }
 
     let retry = RetrySchedule::load(layout.retry.clone());

@@ -106,6 +106,12 @@ pub enum NameError {
     Pattern(String),
 }
 
+/// `host/TYPE`: the key that names one record everywhere (retry schedule,
+/// logs, messages).
+pub fn record_key(host: &Hostname, record_type: RecordType) -> String {
+    format!("{host}/{record_type}")
+}
+
 /// A parsed queue file name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EntryName {
@@ -166,7 +172,7 @@ impl EntryName {
 
     /// `host/TYPE`, for messages.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.host, self.record_type)
+        record_key(&self.host, self.record_type)
     }
 }
 
@@ -191,7 +197,7 @@ impl QueueEntry {
         }
         if entry.host != name.host || entry.record_type != name.record_type {
             return Err(EntryError::NameMismatch {
-                content: format!("{}/{}", entry.host, entry.record_type),
+                content: record_key(&entry.host, entry.record_type),
                 name: name.key(),
             });
         }

@@ -33,9 +33,10 @@ pub struct AppliedRecord {
 }
 
 impl AppliedRecord {
-    /// The file name under [`APPLIED_DIR`].
+    /// The file name under [`APPLIED_DIR`]: the same per-record name as a
+    /// pending queue entry.
     pub fn file_name(host: &Hostname, record_type: RecordType) -> String {
-        format!("{host}_{record_type}.json")
+        crate::queue::EntryName::pending(host, record_type)
     }
 }
 

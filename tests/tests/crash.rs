@@ -58,6 +58,26 @@ fn wait_for_orphans(env: &TestEnv) {
     );
 }
 
+/// An applier killed right after its first `--del` ended and before the
+/// `--add` took effect (the add hangs once, and is killed too, as a crashed
+/// machine would lose it).
+fn crashed_between_del_and_add() -> TestEnv {
+    let mut env = env();
+    env.applier_env
+        .push(("PLESK_EMU_LATENCY_MS".into(), "0".into()));
+    env.applier_env
+        .push(("PLESK_EMU_HANG".into(), "--add:1".into()));
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || env.calls_of("--del").len() == 1),
+        "{}",
+        applier.log()
+    );
+    applier.kill9();
+    kill_hung_adds(&env);
+    env
+}
+
 /// Kills the `--add` calls still hanging (as a crashed machine would lose them).
 fn kill_hung_adds(env: &TestEnv) {
     for e in env
@@ -167,22 +187,7 @@ fn kill_9_during_every_plesk_call() {
 fn kill_9_between_del_and_add() {
     // kill right after a --del has finished and before the applier's --add
     // starts: the record is gone and only the journal knows why
-    let mut env = env();
-    env.applier_env
-        .push(("PLESK_EMU_LATENCY_MS".into(), "0".into()));
-    // stop the applier as soon as the first --del ends: make the following
-    // --add slow to start by failing it once, so the kill lands in between
-    env.applier_env
-        .push(("PLESK_EMU_HANG".into(), "--add:1".into()));
-    let mut applier = env.spawn_applier(&["run"]);
-    assert!(
-        wait_for(Duration::from_secs(20), || env.calls_of("--del").len() == 1),
-        "{}",
-        applier.log()
-    );
-    applier.kill9();
-    // the hung --add is the orphan; kill it as a crashed machine would lose it
-    kill_hung_adds(&env);
+    let env = crashed_between_del_and_add();
     thread::sleep(Duration::from_millis(100));
     let missing: Vec<_> = env
         .zone("dyn.example.com")
@@ -214,18 +219,7 @@ fn kill_9_between_del_and_add() {
 fn journal_repairs_even_without_a_queue_entry() {
     // the entry was lost (someone emptied cur/), but the journal still says
     // this applier deleted h1's A record: the record comes back
-    let mut env = env();
-    env.applier_env
-        .push(("PLESK_EMU_HANG".into(), "--add:1".into()));
-    env.applier_env
-        .push(("PLESK_EMU_LATENCY_MS".into(), "0".into()));
-    let mut applier = env.spawn_applier(&["run"]);
-    assert!(wait_for(Duration::from_secs(20), || env
-        .calls_of("--del")
-        .len()
-        == 1));
-    applier.kill9();
-    kill_hung_adds(&env);
+    let env = crashed_between_del_and_add();
     for f in env.queue_files("cur") {
         std::fs::remove_file(env.queue.join("cur").join(f)).unwrap();
     }
