@@ -1,8 +1,8 @@
 #!/bin/sh
-# Installs what the end-to-end tests drive: the real update clients ddclient
-# and inadyn, fail2ban (its fail2ban-regex checks the shipped filter) and curl
-# from Debian, and the aiosmtpd SMTP server from PyPI. Does nothing for what
-# is already there.
+# Installs what the end-to-end tests drive, from Debian: the real update
+# clients ddclient and inadyn, fail2ban (fail2ban-regex checks the shipped
+# filter), curl, openssl, and strace (to see the handler flush before it
+# answers); from PyPI: the aiosmtpd SMTP server. Skips what is there.
 set -eu
 missing=""
 command -v ddclient >/dev/null 2>&1 || [ -x /usr/sbin/ddclient ] || missing="$missing ddclient"
@@ -10,6 +10,7 @@ command -v inadyn >/dev/null 2>&1 || [ -x /usr/sbin/inadyn ] || missing="$missin
 command -v fail2ban-regex >/dev/null 2>&1 || missing="$missing fail2ban"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
         echo "need root to install:$missing" >&2; exit 1; fi

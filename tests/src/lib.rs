@@ -485,6 +485,11 @@ impl Server {
         false
     }
 
+    /// The process id of `wasmtime serve`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends raw bytes and reads the response.
     pub fn raw(&self, request: &[u8]) -> Response {
         http::raw(self.port, request)

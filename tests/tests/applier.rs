@@ -908,3 +908,39 @@ fn check_config_warns_when_the_handler_cannot_write_the_queue() {
     let out = String::from_utf8_lossy(&env.run_applier(&["check-config"]).stdout).into_owned();
     assert!(!out.contains("belongs to root"), "{out}");
 }
+
+#[test]
+fn an_update_arriving_during_a_batch_is_not_lost() {
+    // DESIGN.md: the applier claims entries before applying them, so an
+    // update that arrives meanwhile survives and is applied next.
+    let mut env = env();
+    env.applier_env
+        .push(("PLESK_EMU_LATENCY_MS".into(), "300".into()));
+    env.enqueue("h1.dyn.example.com", "A", "198.51.100.1");
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(wait_for(Duration::from_secs(15), || env
+        .events()
+        .iter()
+        .any(|e| e.event == "start" && e.command() == "--del")));
+    // the first address is being applied right now
+    env.enqueue("h1.dyn.example.com", "A", "198.51.100.2");
+    assert!(
+        wait_for(Duration::from_secs(15), || env.addresses(
+            "dyn.example.com",
+            "h1.dyn.example.com.",
+            "A"
+        ) == vec!["198.51.100.2"]
+            && env.queue_files("new").is_empty()
+            && env.queue_files("cur").is_empty()),
+        "{}",
+        applier.log()
+    );
+    applier.terminate();
+    assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
+    let adds: Vec<String> = env
+        .calls_of("--add")
+        .iter()
+        .map(|c| c.args[7].clone())
+        .collect();
+    assert_eq!(adds, vec!["198.51.100.1", "198.51.100.2"]);
+}

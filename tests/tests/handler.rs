@@ -804,3 +804,62 @@ fn hostile_requests_get_clean_answers_and_write_nothing() {
     );
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
+
+#[test]
+fn good_is_answered_only_after_the_entry_is_flushed() {
+    // DESIGN.md: `good` only once the entry is on disk, file and directory
+    // flushed. Watch the runtime's system calls while one update is served.
+    let (env, server) = setup();
+    let trace = env.dir.path().join("strace.out");
+    let mut strace = std::process::Command::new(dyndns_tests::program("strace"))
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "48",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2,write,writev,sendto,sendmsg",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg("-p")
+        .arg(server.pid().to_string())
+        .spawn()
+        .expect("strace (run scripts/test-deps.sh)");
+    // give strace time to attach to every thread
+    thread::sleep(Duration::from_millis(500));
+    let r = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.7");
+    assert_eq!(r.body, "good 198.51.100.7\n");
+    thread::sleep(Duration::from_millis(300));
+    let _ = strace.kill();
+    let _ = strace.wait();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let done =
+        |l: &str, call: &str| l.contains(call) && l.contains(" = 0") && !l.contains("unfinished");
+    let rename = lines
+        .iter()
+        .position(|l| {
+            (l.contains("rename")
+                && l.contains("home.dyn.example.com_A.json")
+                && l.contains(" = 0"))
+                || (l.contains("rename") && l.contains("resumed") && l.contains(" = 0"))
+        })
+        .unwrap_or_else(|| panic!("no rename into new/ seen:\n{text}"));
+    let answer = lines
+        .iter()
+        .position(|l| l.contains("HTTP/1.1 200"))
+        .unwrap_or_else(|| panic!("no response seen:\n{text}"));
+    let file_sync = lines[..rename]
+        .iter()
+        .any(|l| done(l, "fsync") || done(l, "fdatasync"));
+    let dir_sync = lines[rename + 1..answer].iter().any(|l| done(l, "fsync"));
+    assert!(
+        file_sync,
+        "no fsync of the entry before its rename:\n{text}"
+    );
+    assert!(
+        dir_sync,
+        "no fsync of new/ between the rename and the answer:\n{text}"
+    );
+}
