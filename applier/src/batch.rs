@@ -4,7 +4,7 @@
 //! new). Transient failures are scheduled for retry, permanent ones go to
 //! `failed/` with a reason; neither stops the other entries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,11 +19,14 @@ use tracing::{debug, error, info, warn};
 use crate::backend::{DnsBackend, RecordChange, ZoneRecord};
 use crate::journal::{Journal, JournalNote};
 use crate::layout::{Layout, is_not_found};
+use crate::publish::{InFlux, Publisher};
+use crate::queue_reader::pending_keys;
 use crate::queue_reader::{
     QueueReader, ValidEntry, check_against_config, display_name, move_to_failed,
 };
 use crate::retry::RetrySchedule;
-use crate::state_store::write_applied;
+use crate::state_store::HostStates;
+use dyndns_core::state::HistoryEntry;
 
 /// An address change that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,8 @@ pub struct BatchReport {
     pub rejected: usize,
     /// Entries kept for a later attempt (transient failure, or backoff not over).
     pub deferred: usize,
+    /// Changes held back because their host is over its change limit.
+    pub limited: usize,
     /// Older entries replaced by a newer one for the same host and type.
     pub superseded: usize,
     /// True when a stop request ended the batch early.
@@ -106,6 +111,8 @@ enum Outcome {
     Unchanged,
     Rejected(String),
     Deferred(String),
+    /// Over the host's change limit until then.
+    Limited(SystemTime),
 }
 
 /// Everything a batch needs.
@@ -120,6 +127,13 @@ pub struct Batch<'a, B: DnsBackend> {
     pub journal: &'a Journal,
     /// The retry schedule.
     pub retry: &'a mut RetrySchedule,
+    /// The hosts' records (addresses, history, limits).
+    pub states: &'a mut HostStates,
+    /// Record types whose published address is withheld while an entry for
+    /// them is processed.
+    pub in_flux: &'a mut InFlux,
+    /// Writes the handler's view of changed hosts.
+    pub publisher: &'a Publisher,
     /// Asked before each zone and each host: true means stop now.
     pub stop: &'a dyn Fn() -> bool,
     /// Print instead of change.
@@ -131,6 +145,9 @@ impl<B: DnsBackend> Batch<'_, B> {
     pub fn run(&mut self) -> Result<BatchReport> {
         let started = Instant::now();
         let mut report = BatchReport::default();
+        if !self.dry_run {
+            self.withhold_pending()?;
+        }
         let reader = QueueReader::new(self.layout, self.config);
         let collected = if self.dry_run {
             reader.peek()
@@ -290,6 +307,7 @@ impl<B: DnsBackend> Batch<'_, B> {
                         }
                     }
                     Ok(Outcome::Deferred(msg)) => self.defer(&w, &msg, &mut report),
+                    Ok(Outcome::Limited(until)) => self.hold_back(&w, until, &mut report),
                     Err(e) => self.defer(&w, &format!("{e:#}"), &mut report),
                 }
             }
@@ -299,9 +317,79 @@ impl<B: DnsBackend> Batch<'_, B> {
         }
         if !self.dry_run {
             self.retry.save()?;
+            self.publish_changes()?;
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Before anything is claimed: every record type with an entry waiting
+    /// (in `new/` or `cur/`) is published without its address, so that a
+    /// request arriving while the entry is processed is never answered
+    /// `nochg` against the address about to be replaced (it is queued
+    /// instead). Types with nothing waiting get their address back.
+    fn withhold_pending(&mut self) -> Result<()> {
+        let waiting: InFlux = pending_keys(self.layout).into_iter().collect();
+        if waiting == *self.in_flux {
+            return Ok(());
+        }
+        let changed: BTreeSet<Hostname> = waiting
+            .symmetric_difference(self.in_flux)
+            .map(|(h, _)| h.clone())
+            .collect();
+        *self.in_flux = waiting;
+        let changed: Vec<Hostname> = changed.into_iter().collect();
+        self.publisher.publish_hosts(
+            self.config,
+            self.layout,
+            self.states,
+            self.in_flux,
+            &changed,
+        )
+    }
+
+    /// Writes changed host records and the view files that show them.
+    fn publish_changes(&mut self) -> Result<()> {
+        let mut changed = self.states.save(self.layout)?;
+        // Types whose entries are done (applied, unchanged, rejected) are no
+        // longer withheld.
+        let still_waiting: InFlux = pending_keys(self.layout).into_iter().collect();
+        let released: Vec<Hostname> = self
+            .in_flux
+            .difference(&still_waiting)
+            .map(|(h, _)| h.clone())
+            .collect();
+        *self.in_flux = still_waiting;
+        changed.extend(released);
+        changed.sort();
+        changed.dedup();
+        self.publisher.publish_hosts(
+            self.config,
+            self.layout,
+            self.states,
+            self.in_flux,
+            &changed,
+        )
+    }
+
+    /// Keeps a change of a host over its change limit queued until `until`
+    /// and tells the handler (which answers `abuse` meanwhile).
+    fn hold_back(&mut self, w: &Work, until: SystemTime, report: &mut BatchReport) {
+        report.limited += 1;
+        report.deferred += 1;
+        let record = self.states.record_mut(&w.host);
+        let first = record.limited_until != Some(until);
+        record.limited_until = Some(until);
+        let msg = format!(
+            "over the change limit ({} changes per {}); held back until {}",
+            self.config.applier.host_change_limit,
+            humantime::format_duration(self.config.applier.host_change_window),
+            humantime::format_rfc3339_seconds(until)
+        );
+        if first {
+            warn!(host = %w.host, record_type = %w.record_type, "change limit reached: {msg}");
+        }
+        self.retry.postpone(&w.key(), until, msg);
     }
 
     fn defer(&mut self, w: &Work, msg: &str, report: &mut BatchReport) {
@@ -387,6 +475,18 @@ impl<B: DnsBackend> Batch<'_, B> {
             return Ok(Outcome::Applied(self.change_record(w, &to_delete)));
         }
 
+        let now = SystemTime::now();
+        if w.entry.is_some()
+            && let Some(until) = self.states.get(&w.host).and_then(|r| {
+                r.next_change_allowed(
+                    self.config.applier.host_change_limit,
+                    self.config.applier.host_change_window,
+                    now,
+                )
+            })
+        {
+            return Ok(Outcome::Limited(until));
+        }
         let started = Instant::now();
         if !to_delete.is_empty() {
             self.journal.begin(&JournalNote {
@@ -406,8 +506,9 @@ impl<B: DnsBackend> Batch<'_, B> {
         if !has_target && let Err(e) = self.backend.add(&w.change(&target)) {
             return Ok(Outcome::Deferred(e.to_string()));
         }
-        self.finish(w)?;
         let change = self.change_record(w, &to_delete);
+        self.record_change(&change);
+        self.finish(w)?;
         let old = crate::notify::address_list(&change.old);
         info!(
             host = %w.host,
@@ -437,21 +538,64 @@ impl<B: DnsBackend> Batch<'_, B> {
         }
     }
 
+    /// Adds an applied change to the host's history, and marks the host as
+    /// limited right away when this change used up its allowance.
+    fn record_change(&mut self, change: &Change) {
+        let cfg = &self.config.applier;
+        let record = self.states.record_mut(&change.host);
+        record.push_history(HistoryEntry {
+            record_type: change.record_type,
+            old: change.old.clone(),
+            new: change.new,
+            applied_at: change.applied_at,
+            user: change.user.clone(),
+            client: change.client,
+        });
+        record.limited_until = record.next_change_allowed(
+            cfg.host_change_limit,
+            cfg.host_change_window,
+            change.applied_at,
+        );
+    }
+
     /// The wanted state holds: record it, close the journal, drop the entry.
     fn finish(&mut self, w: &Work) -> Result<()> {
-        write_applied(
-            self.layout,
-            &w.host,
-            w.record_type,
-            w.target,
-            SystemTime::now(),
-        )?;
+        let now = SystemTime::now();
+        let record = self.states.record_mut(&w.host);
+        record.confirm(w.record_type, w.target, now);
+        if let Some(e) = &w.entry {
+            record.heard(e.entry.requested_at, now);
+        }
+        self.publish_settled(w)?;
         self.journal.finish(&w.host, w.record_type)?;
         if let Some(e) = &w.entry {
             remove_file(&e.path);
         }
         self.retry.clear(&w.key());
         Ok(())
+    }
+
+    /// Publishes `w`'s host with the address now in the zone before its
+    /// entry is removed, so the handler never sees neither (it would answer
+    /// `good` and queue the same address again). The type stays withheld
+    /// when a newer entry is already waiting in `new/`.
+    fn publish_settled(&mut self, w: &Work) -> Result<()> {
+        let key = (w.host.clone(), w.record_type);
+        let newer = fs::symlink_metadata(self.layout.new.join(
+            dyndns_core::queue::EntryName::pending(&w.host, w.record_type),
+        ))
+        .is_ok();
+        if !newer {
+            self.in_flux.remove(&key);
+        }
+        let changed = self.states.save(self.layout)?;
+        self.publisher.publish_hosts(
+            self.config,
+            self.layout,
+            self.states,
+            self.in_flux,
+            &changed,
+        )
     }
 }
 

@@ -19,7 +19,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` atomically and durably (temporary file in the
 /// same directory, flushed, renamed into place, directory flushed).
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    write_replace(path, bytes, mode, true)
+    write_replace(path, bytes, mode, None, true)
 }
 
 /// Writes `bytes` to `path` atomically but without flushing: readers never
@@ -27,10 +27,43 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// applied state, the heartbeat, metrics) whose loss costs nothing but a
 /// repeated check, and which would otherwise cost two disk flushes each.
 pub fn atomic_write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    write_replace(path, bytes, mode, false)
+    write_replace(path, bytes, mode, None, false)
 }
 
-fn write_replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+/// Who may read a file the applier writes: its mode and, when set, the
+/// group it is given (the handler's group, for the state it reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Permission bits.
+    pub mode: u32,
+    /// Group to give the file; `None` keeps the process's.
+    pub gid: Option<u32>,
+}
+
+/// Like [`atomic_write_unsynced`], giving the file `access` before it
+/// becomes visible under its name.
+pub fn atomic_write_unsynced_as(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    write_replace(path, bytes, access.mode, access.gid, false)
+}
+
+/// Gives an open file or directory the group `gid` (root keeps the owner).
+/// Without the right to do so (not root, not a member) the error says so.
+pub fn set_group(fd: impl rustix::fd::AsFd, gid: Option<u32>) -> io::Result<()> {
+    let Some(gid) = gid else { return Ok(()) };
+    let current = rustix::fs::fstat(&fd)?;
+    if current.st_gid == gid {
+        return Ok(());
+    }
+    rustix::fs::fchown(&fd, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(io::Error::from)
+}
+
+fn write_replace(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    gid: Option<u32>,
+    durable: bool,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no directory"))?;
@@ -51,6 +84,7 @@ fn write_replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Res
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&tmp)?;
         file.write_all(bytes)?;
+        set_group(&file, gid)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         if durable {
             file.sync_all()?;

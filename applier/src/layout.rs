@@ -1,6 +1,8 @@
 //! Where every file of the applier lives, and making sure the directories
 //! exist and are what they claim to be (never a symlink planted by the web
-//! side).
+//! side), with the right owners and modes: the state directory (the
+//! handler's view, the host records, the heartbeat) is readable by root and
+//! the handler's group only, never by other local users.
 
 use std::io;
 use std::path::PathBuf;
@@ -9,7 +11,14 @@ use anyhow::{Context, Result};
 use dyndns_core::config::Paths;
 use dyndns_core::{queue, state, view};
 
-use crate::fsutil::ensure_dir;
+use rustix::fs::{Mode, OFlags};
+
+use crate::fsutil::{Access, ensure_dir, set_group};
+
+/// Mode of the state directory and the directories in it.
+pub const STATE_DIR_MODE: u32 = 0o750;
+/// Mode of the files in the state directory.
+pub const STATE_FILE_MODE: u32 = 0o640;
 
 /// All paths the applier uses.
 #[derive(Debug, Clone)]
@@ -28,8 +37,10 @@ pub struct Layout {
     pub state: PathBuf,
     /// `state/view`: the handler's view of the config.
     pub view: PathBuf,
-    /// `state/applied`: applied state per host and type.
-    pub applied: PathBuf,
+    /// `state/hosts`: one record per host (addresses, history, last heard).
+    pub host_records: PathBuf,
+    /// `state/applied`: the applied state of version 0.1 (migrated, then removed).
+    pub legacy_applied: PathBuf,
     /// `state/heartbeat.json`.
     pub heartbeat: PathBuf,
     /// The private directory (root only).
@@ -55,7 +66,8 @@ impl Layout {
             failed: paths.queue.join(queue::FAILED_DIR),
             state: paths.state.clone(),
             view: paths.state.join(view::VIEW_DIR),
-            applied: paths.state.join(state::APPLIED_DIR),
+            host_records: paths.state.join(state::HOSTS_STATE_DIR),
+            legacy_applied: paths.state.join("applied"),
             heartbeat: paths.state.join(state::HEARTBEAT_FILE),
             private: paths.private.clone(),
             lock: paths.private.join("applier.lock"),
@@ -77,12 +89,70 @@ impl Layout {
             (&self.new, 0o770),
             (&self.cur, 0o700),
             (&self.failed, 0o700),
-            (&self.state, 0o755),
-            (&self.applied, 0o755),
+            (&self.state, STATE_DIR_MODE),
+            (&self.host_records, STATE_DIR_MODE),
         ] {
             ensure_dir(dir, mode).with_context(|| format!("preparing {}", dir.display()))?;
         }
         self.check_ownership()?;
+        self.restrict_state()?;
+        Ok(())
+    }
+
+    /// The group the handler runs as: the group of `queue/new`, the one
+    /// directory it must be able to write. The state it reads is given this
+    /// group and no access for others.
+    pub fn handler_gid(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&self.new).ok().map(|m| m.gid())
+    }
+
+    /// How the applier writes files the handler reads.
+    pub fn state_access(&self) -> Access {
+        Access {
+            mode: STATE_FILE_MODE,
+            gid: self.handler_gid(),
+        }
+    }
+
+    /// Gives the state directory and the directories in it the handler's
+    /// group and mode 0750 (also for installs of 0.1, which made them 0755),
+    /// so other local users cannot read user names, grants, credential
+    /// hashes or addresses. Files are written 0640 with that group.
+    fn restrict_state(&self) -> Result<()> {
+        let gid = self.handler_gid();
+        let view_dirs = [
+            self.view.clone(),
+            self.view.join(view::USERS_DIR),
+            self.view.join(view::HOSTS_DIR),
+        ];
+        for dir in [&self.state, &self.host_records]
+            .into_iter()
+            .chain(view_dirs.iter())
+        {
+            let fd = match rustix::fs::open(
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => {
+                    return Err(io::Error::from(e))
+                        .with_context(|| format!("opening {}", dir.display()));
+                }
+            };
+            set_group(&fd, gid).with_context(|| {
+                format!(
+                    "giving {} the handler's group (that of {})",
+                    dir.display(),
+                    self.new.display()
+                )
+            })?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(STATE_DIR_MODE))
+                .map_err(io::Error::from)
+                .with_context(|| format!("chmod {}", dir.display()))?;
+        }
         Ok(())
     }
 

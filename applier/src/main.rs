@@ -58,7 +58,8 @@ enum Command {
     Status,
     /// Validate the config and the environment, then exit.
     CheckConfig,
-    /// Write the handler's view of the config (also done by `run`).
+    /// Write the handler's view of the config and the hosts' state now (`run`
+    /// does this itself when the config changes).
     Publish,
     /// Make a new random secret and the credential hash for the config.
     NewCredential {
@@ -138,7 +139,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let loaded = config_file::load(&cli.config)?;
             let layout = layout::Layout::new(&loaded.config.paths);
             layout.ensure()?;
-            let written = publish::publish(&loaded.config, &layout)?;
+            let states = state_store::HostStates::load(&layout, &loaded.config);
+            let written = publish::Publisher::new(&loaded.config).publish_all(
+                &loaded.config,
+                &layout,
+                &states,
+                &publish::InFlux::new(),
+                true,
+            )?;
             println!(
                 "{} {}",
                 if written { "published" } else { "unchanged:" },
@@ -176,6 +184,7 @@ fn check_config(path: &std::path::Path) -> Result<i32> {
         c.users.len()
     );
     let mut warnings = config_file::permission_warnings(&loaded);
+    warnings.extend(c.warnings());
     warnings.extend(layout::Layout::new(&c.paths).warnings());
     match std::fs::metadata(&c.applier.plesk) {
         Ok(m) if m.is_file() => {}

@@ -310,6 +310,22 @@ fn reason_path(target: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The host and record type of every entry waiting in `new/` or `cur/`,
+/// judged by name only (nothing is opened; a bad item is dealt with when
+/// the batch reads it).
+pub fn pending_keys(layout: &Layout) -> Vec<(dyndns_core::Hostname, dyndns_core::RecordType)> {
+    let mut keys: Vec<_> = [&layout.new, &layout.cur]
+        .into_iter()
+        .flat_map(|dir| list_dir(dir).flatten())
+        .filter(|(_, _, ft)| ft.is_file())
+        .filter_map(|(_, name, _)| EntryName::parse(name.as_deref()?).ok())
+        .map(|n| (n.host, n.record_type))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Removes leftovers in `tmp/` older than `max_age` (a handler killed between
 /// write and rename). Only unlinks; never follows links or enters directories.
 pub fn clean_tmp(layout: &Layout, max_age: Duration) {

@@ -86,6 +86,21 @@ impl RetrySchedule {
         &self.states[key]
     }
 
+    /// Puts `key` off until `until` without counting a failure (a rate
+    /// limit, not an error).
+    pub fn postpone(&mut self, key: &str, until: SystemTime, reason: String) {
+        let attempts = self.states.get(key).map_or(0, |s| s.attempts);
+        let state = RetryState {
+            attempts,
+            next_attempt: until,
+            last_error: reason,
+        };
+        if self.states.get(key) != Some(&state) {
+            self.dirty = true;
+            self.states.insert(key.to_string(), state);
+        }
+    }
+
     /// Forgets `key` (applied, rejected, or replaced by a newer request).
     pub fn clear(&mut self, key: &str) {
         if self.states.remove(key).is_some() {

@@ -18,11 +18,11 @@ use crate::journal::Journal;
 use crate::layout::Layout;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::publish::publish;
+use crate::publish::{InFlux, Publisher};
 use crate::queue_reader::clean_tmp;
 use crate::retry::RetrySchedule;
 use crate::signals::{self, SignalFlags};
-use crate::state_store::write_heartbeat;
+use crate::state_store::{HostStates, write_heartbeat};
 
 /// Exit code: everything pending was applied (or there was nothing).
 pub const EXIT_OK: i32 = 0;
@@ -64,6 +64,9 @@ struct Loop {
     last_tmp_clean: Option<Instant>,
     notifier: Option<Notifier>,
     metrics: Metrics,
+    states: HostStates,
+    in_flux: InFlux,
+    publisher: Publisher,
 }
 
 /// How long queued notifications may still go out at exit.
@@ -74,7 +77,10 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
     let started = Instant::now();
     let deadline = opts.timeout.map(|t| started + t);
     let loaded = config_file::load(config_path)?;
-    for w in config_file::permission_warnings(&loaded) {
+    for w in config_file::permission_warnings(&loaded)
+        .into_iter()
+        .chain(loaded.config.warnings())
+    {
         warn!("{w}");
     }
     let layout = Layout::new(&loaded.config.paths);
@@ -83,6 +89,8 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
         warn!("{w}");
     }
     let flags = signals::install(thread::current())?;
+    let states = HostStates::load(&layout, &loaded.config);
+    let publisher = Publisher::new(&loaded.config);
     let mut this = Loop {
         loaded,
         layout,
@@ -94,6 +102,9 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
         last_tmp_clean: None,
         notifier: None,
         metrics: Metrics::default(),
+        states,
+        in_flux: InFlux::new(),
+        publisher,
     };
     if !this.opts.dry_run {
         this.notifier = Notifier::start(&this.loaded.config.notify)?;
@@ -101,7 +112,15 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
     if !this.acquire_lock()? {
         return Ok(EXIT_LOCKED);
     }
-    if this.lock.is_some() && publish(&this.loaded.config, &this.layout)? {
+    if this.lock.is_some()
+        && this.publisher.publish_all(
+            &this.loaded.config,
+            &this.layout,
+            &this.states,
+            &this.in_flux,
+            false,
+        )?
+    {
         info!(
             "published the handler's view of {}",
             this.loaded.path.display()
@@ -213,8 +232,16 @@ impl Loop {
                         Err(e) => error!("notifications disabled: {e:#}"),
                     }
                 }
+                self.publisher = Publisher::new(&self.loaded.config);
                 if self.lock.is_some() {
-                    match publish(&self.loaded.config, &self.layout) {
+                    self.states = HostStates::load(&self.layout, &self.loaded.config);
+                    match self.publisher.publish_all(
+                        &self.loaded.config,
+                        &self.layout,
+                        &self.states,
+                        &self.in_flux,
+                        false,
+                    ) {
                         Ok(true) => info!("published the updated handler view"),
                         Ok(false) => {}
                         Err(e) => error!("cannot publish the handler view: {e:#}"),
@@ -252,13 +279,18 @@ impl Loop {
             let config = &self.loaded.config;
             let mut backend =
                 PleskCli::new(config.applier.plesk.clone(), config.applier.plesk_timeout);
-            let stop = || self.should_stop();
+            let flags = &self.flags;
+            let deadline = self.deadline;
+            let stop = || flags.stop_requested() || deadline.is_some_and(|d| Instant::now() >= d);
             let mut batch = Batch {
                 config,
                 layout: &self.layout,
                 backend: &mut backend,
                 journal: &journal,
                 retry: &mut retry,
+                states: &mut self.states,
+                in_flux: &mut self.in_flux,
+                publisher: &self.publisher,
                 stop: &stop,
                 dry_run: self.opts.dry_run,
             };

@@ -14,7 +14,7 @@ use crate::layout::Layout;
 use crate::queue_reader::QueueReader;
 use crate::retry::RetrySchedule;
 use crate::runner::ago;
-use crate::state_store::{read_applied, read_heartbeat};
+use crate::state_store::{read_heartbeat, read_host_record};
 
 /// Prints the status report to `out`.
 pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
@@ -122,15 +122,16 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
 
     writeln!(out, "\napplied:")?;
     for host in config.hosts.values() {
+        let record = read_host_record(&layout, &host.name);
         for t in &host.types {
-            match read_applied(&layout, &host.name, *t) {
-                Some(r) => writeln!(
+            match record.as_ref().and_then(|r| r.current(*t)) {
+                Some(c) => writeln!(
                     out,
                     "  {:<40} {:<4} {:<39} {}",
                     host.name.as_str(),
                     t.as_str(),
-                    r.address.to_string(),
-                    ago(r.applied_at)
+                    c.address.to_string(),
+                    ago(c.confirmed_at)
                 )?,
                 None => writeln!(
                     out,

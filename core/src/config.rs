@@ -207,6 +207,14 @@ pub enum ConfigProblem {
         "handler.trusted_proxies: {0:?} is not an IP address or network (e.g. \"127.0.0.1\" or \"10.0.0.0/8\")"
     )]
     BadTrustedProxy(String),
+    /// A proxy secret that is too short or cannot be written into nginx's config.
+    #[error("handler.proxy_secret: {0}")]
+    BadProxySecret(&'static str),
+    /// A change limit the history cannot count.
+    #[error(
+        "applier.host_change_limit {0} is larger than {HISTORY_PER_TYPE}, the changes a host's history keeps"
+    )]
+    ChangeLimitTooHigh(u32),
     /// The realm would break the `WWW-Authenticate` header.
     #[error("handler.realm {0:?} must be 1 to 64 printable characters without '\"' or '\\\\'")]
     BadRealm(String),
@@ -276,7 +284,12 @@ pub struct Paths {
 /// Options of the HTTP handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerOptions {
-    /// Peers whose forwarded-for headers are believed.
+    /// The secret the proxy (Plesk's nginx) sends in [`PROXY_SECRET_HEADER`];
+    /// forwarded client addresses are believed only from requests carrying
+    /// it. Only its SHA-256 reaches the handler's view.
+    pub proxy_secret: Option<String>,
+    /// When not empty, forwarded headers are believed only from these peers
+    /// (in addition to the secret). Empty: any peer that knows the secret.
     pub trusted_proxies: Vec<IpNet>,
     /// Enables the `home@dyn.example.com` may update `home.dyn.example.com` convention.
     pub user_named_hosts: bool,
@@ -284,7 +297,18 @@ pub struct HandlerOptions {
     pub realm: String,
     /// `/health` answers 503 when the applier's heartbeat is older.
     pub heartbeat_max_age: Duration,
+    /// How often at most the handler records that a host's client was
+    /// heard from when nothing changed (`nochg`).
+    pub heard_resolution: Duration,
 }
+
+/// The request header Plesk's nginx sets to `handler.proxy_secret`.
+pub const PROXY_SECRET_HEADER: &str = "x-dyndns-proxy-secret";
+/// Shortest accepted `handler.proxy_secret`.
+pub const MIN_PROXY_SECRET_LEN: usize = 24;
+/// Most changes a host's history keeps per record type, and so the highest
+/// `applier.host_change_limit`.
+pub const HISTORY_PER_TYPE: usize = 50;
 
 /// Options of the applier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +325,11 @@ pub struct ApplierOptions {
     pub retry_max: Duration,
     /// Prometheus textfile to write, if any.
     pub metrics_file: Option<PathBuf>,
+    /// Most address changes applied per host within `host_change_window`;
+    /// more are kept queued and the handler answers `abuse`. 0: no limit.
+    pub host_change_limit: u32,
+    /// The window of `host_change_limit`.
+    pub host_change_window: Duration,
 }
 
 /// A dynamic host.
@@ -325,6 +354,8 @@ pub struct UserConfig {
     pub credential: Credential,
     /// Hosts and patterns the user may update.
     pub grants: Vec<Grant>,
+    /// Sees every host on the status page (not only their own).
+    pub admin: bool,
 }
 
 /// How to talk to the SMTP server.
@@ -503,7 +534,9 @@ fn default_private() -> PathBuf {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHandler {
-    #[serde(default = "default_trusted_proxies")]
+    #[serde(default)]
+    proxy_secret: Option<String>,
+    #[serde(default)]
     trusted_proxies: Vec<String>,
     #[serde(default)]
     user_named_hosts: bool,
@@ -511,21 +544,25 @@ struct RawHandler {
     realm: String,
     #[serde(default = "default_heartbeat_max_age", with = "humantime_serde")]
     heartbeat_max_age: Duration,
+    #[serde(default = "default_heard_resolution", with = "humantime_serde")]
+    heard_resolution: Duration,
 }
 
 impl Default for RawHandler {
     fn default() -> Self {
         RawHandler {
-            trusted_proxies: default_trusted_proxies(),
+            proxy_secret: None,
+            trusted_proxies: Vec::new(),
             user_named_hosts: false,
             realm: default_realm(),
             heartbeat_max_age: default_heartbeat_max_age(),
+            heard_resolution: default_heard_resolution(),
         }
     }
 }
 
-fn default_trusted_proxies() -> Vec<String> {
-    vec!["127.0.0.1".into(), "::1".into()]
+fn default_heard_resolution() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_realm() -> String {
     "dyndns".into()
@@ -549,6 +586,17 @@ struct RawApplier {
     retry_max: Duration,
     #[serde(default)]
     metrics_file: Option<PathBuf>,
+    #[serde(default = "default_host_change_limit")]
+    host_change_limit: u32,
+    #[serde(default = "default_host_change_window", with = "humantime_serde")]
+    host_change_window: Duration,
+}
+
+fn default_host_change_limit() -> u32 {
+    30
+}
+fn default_host_change_window() -> Duration {
+    Duration::from_secs(3600)
 }
 
 impl Default for RawApplier {
@@ -560,6 +608,8 @@ impl Default for RawApplier {
             retry_initial: default_retry_initial(),
             retry_max: default_retry_max(),
             metrics_file: None,
+            host_change_limit: default_host_change_limit(),
+            host_change_window: default_host_change_window(),
         }
     }
 }
@@ -600,6 +650,8 @@ struct RawUser {
     credential: String,
     #[serde(default)]
     hosts: Vec<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 impl Config {
@@ -630,6 +682,18 @@ impl Config {
     /// The longest allowed zone that contains `name`.
     pub fn zone_of(&self, name: &Hostname) -> Option<&Hostname> {
         zone_of(&self.zones, name)
+    }
+
+    /// Settings that are valid but probably not what the admin wants.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.handler.proxy_secret.is_none() && !self.handler.trusted_proxies.is_empty() {
+            out.push(
+                "handler.trusted_proxies is set but handler.proxy_secret is not: forwarded client addresses (X-Forwarded-For, X-Real-IP) are ignored, because every local user can reach the handler from a loopback address too. Set handler.proxy_secret and have nginx send it (see the README)"
+                    .to_string(),
+            );
+        }
+        out
     }
 }
 
@@ -742,11 +806,21 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
     if raw.handler.heartbeat_max_age.is_zero() {
         problems.push(ConfigProblem::ZeroDuration("handler.heartbeat_max_age"));
     }
+    if raw.handler.heard_resolution.is_zero() {
+        problems.push(ConfigProblem::ZeroDuration("handler.heard_resolution"));
+    }
+    if let Some(secret) = &raw.handler.proxy_secret
+        && let Some(reason) = proxy_secret_problem(secret)
+    {
+        problems.push(ConfigProblem::BadProxySecret(reason));
+    }
     let handler = HandlerOptions {
+        proxy_secret: raw.handler.proxy_secret,
         trusted_proxies,
         user_named_hosts: raw.handler.user_named_hosts,
         realm,
         heartbeat_max_age: raw.handler.heartbeat_max_age,
+        heard_resolution: raw.handler.heard_resolution,
     };
 
     // applier
@@ -756,6 +830,7 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         ("applier.plesk_timeout", a.plesk_timeout),
         ("applier.retry_initial", a.retry_initial),
         ("applier.retry_max", a.retry_max),
+        ("applier.host_change_window", a.host_change_window),
     ] {
         if d.is_zero() {
             problems.push(ConfigProblem::ZeroDuration(name));
@@ -767,6 +842,9 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
             max: a.retry_max,
         });
     }
+    if a.host_change_limit as usize > HISTORY_PER_TYPE {
+        problems.push(ConfigProblem::ChangeLimitTooHigh(a.host_change_limit));
+    }
     if a.plesk.as_os_str().is_empty() {
         problems.push(ConfigProblem::EmptyPath("applier.plesk"));
     }
@@ -777,6 +855,8 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         retry_initial: a.retry_initial,
         retry_max: a.retry_max,
         metrics_file: a.metrics_file.map(|p| resolve(p, base_dir)),
+        host_change_limit: a.host_change_limit,
+        host_change_window: a.host_change_window,
     };
 
     // hosts
@@ -933,6 +1013,7 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
             name: u.name,
             credential,
             grants,
+            admin: u.admin,
         });
     }
 
@@ -985,6 +1066,21 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         hosts,
         users,
         notify: raw.notify,
+    }
+}
+
+fn proxy_secret_problem(secret: &str) -> Option<&'static str> {
+    if secret.len() < MIN_PROXY_SECRET_LEN {
+        Some(
+            "must be at least 24 characters (use the secret line of `dyndns-applier new-credential`)",
+        )
+    } else if !secret
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.+/=~".contains(&b))
+    {
+        Some("may only hold letters, digits and - _ . + / = ~ (it is written into nginx's config)")
+    } else {
+        None
     }
 }
 

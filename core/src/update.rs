@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use crate::address::{check_publishable, combine_prefix};
 use crate::answer::{Code, HostAnswer};
@@ -17,11 +18,12 @@ use crate::view::{HandlerSettings, HostView};
 pub trait UpdateContext {
     /// Error of a failed lookup (an I/O fault, answered with `911`).
     type Error;
-    /// The configured host `name`, if any.
+    /// The configured host `name`, if any, with the applier's knowledge of
+    /// it (applied addresses, rate limit, last heard).
     fn host(&mut self, name: &Hostname) -> Result<Option<HostView>, Self::Error>;
-    /// The newest known address of `host`/`record_type`: the pending entry's,
-    /// else the applied one.
-    fn known_address(
+    /// The address of the pending (queued, not yet applied) entry for
+    /// `host`/`record_type`, if there is one.
+    fn pending_address(
         &mut self,
         host: &Hostname,
         record_type: RecordType,
@@ -53,6 +55,17 @@ pub struct HostOutcome {
     pub missing_address: bool,
 }
 
+/// Why an answer is `abuse`: the host is over its change limit until then.
+/// Its entries are still written, so the newest address is applied once the
+/// limit allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimited {
+    /// The host.
+    pub host: Hostname,
+    /// When it may change again.
+    pub until: SystemTime,
+}
+
 /// The plan for a whole request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdatePlan {
@@ -60,6 +73,11 @@ pub struct UpdatePlan {
     pub outcomes: Vec<HostOutcome>,
     /// Entries to write before answering.
     pub writes: Vec<PlannedWrite>,
+    /// Hosts answered `nochg` whose "last heard" time the applier should
+    /// refresh (it is older than the handler's resolution).
+    pub heard: Vec<Hostname>,
+    /// Hosts answered `abuse` because of the change limit.
+    pub limited: Vec<RateLimited>,
 }
 
 /// The authenticated user, as far as planning needs it.
@@ -71,12 +89,14 @@ pub struct Requester<'a> {
     pub grants: &'a [Grant],
 }
 
-/// Plans an update for `hostnames` (already limited to the allowed count).
+/// Plans an update for `hostnames` (already limited to the allowed count)
+/// at time `now`.
 pub fn plan_update<C: UpdateContext>(
     requester: Requester<'_>,
     settings: &HandlerSettings,
     hostnames: &[String],
     addresses: &RequestedAddresses,
+    now: SystemTime,
     ctx: &mut C,
 ) -> Result<UpdatePlan, C::Error> {
     let mut plan = UpdatePlan::default();
@@ -151,7 +171,12 @@ pub fn plan_update<C: UpdateContext>(
         };
         let mut changed = false;
         for (record_type, address) in &wanted {
-            if ctx.known_address(&name, *record_type)? != Some(*address) {
+            // The newest known address: the pending entry's, else the applied one.
+            let known = match ctx.pending_address(&name, *record_type)? {
+                Some(pending) => Some(pending),
+                None => host.live.applied(*record_type),
+            };
+            if known != Some(*address) {
                 changed = true;
                 plan.writes.push(PlannedWrite {
                     host: name.clone(),
@@ -161,16 +186,32 @@ pub fn plan_update<C: UpdateContext>(
             }
         }
         let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
-        let answer = if changed {
+        let answer = if host.live.is_limited(now) && changed {
+            // Queued all the same (nothing is lost), applied when the limit allows.
+            plan.limited.push(RateLimited {
+                host: name.clone(),
+                until: host.live.limited_until.unwrap_or(now),
+            });
+            HostAnswer::Code(Code::Abuse)
+        } else if changed {
             HostAnswer::Good(addrs)
         } else {
+            if host.live.heard_is_stale(now, settings.heard_resolution) {
+                plan.heard.push(name.clone());
+            }
             HostAnswer::NoChg(addrs)
         };
+        let reason = matches!(answer, HostAnswer::Code(Code::Abuse)).then(|| {
+            format!(
+                "{name} is over its change limit until {}; the update stays queued",
+                humantime::format_rfc3339_seconds(host.live.limited_until.unwrap_or(now))
+            )
+        });
         decided.insert(name, answer.clone());
         plan.outcomes.push(HostOutcome {
             requested: requested.clone(),
             answer,
-            reason: None,
+            reason,
             missing_address: false,
         });
     }

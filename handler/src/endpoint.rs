@@ -7,13 +7,14 @@ use std::time::SystemTime;
 
 use dyndns_core::answer::{Code, HostAnswer, render_body};
 use dyndns_core::basic_auth::{BasicAuthError, parse_basic_auth};
-use dyndns_core::client_address::{client_address, parse_peer};
+use dyndns_core::client_address::{client_address, parse_peer, proxy_proven};
+use dyndns_core::config::PROXY_SECRET_HEADER;
 use dyndns_core::credential::Credential;
 use dyndns_core::queue::{ENTRY_FORMAT, QueueEntry};
 use dyndns_core::request::{MAX_HOSTS_PER_REQUEST, UpdateParams};
 use dyndns_core::update::{Requester, plan_update};
 use dyndns_core::view::HandlerSettings;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::storage::{FileContext, Storage};
 
@@ -115,18 +116,46 @@ fn health(storage: &Storage) -> Reply {
     }
 }
 
-/// The client address as far as it can be known: Spin's peer address, and
-/// forwarded headers when that peer is a trusted proxy.
-///
-/// Spin appends its `spin-client-addr` after the headers the client sent, so
-/// a client that sends its own gets it ignored: only the last one counts.
-/// Several `X-Forwarded-For` lines are one comma list (RFC 9110), in order.
-fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
-    let peer = req
-        .header_values("spin-client-addr")
+/// The environment variable naming the request header in which the runtime
+/// passes the peer address. Spin appends `spin-client-addr` after the
+/// headers the client sent, so there the last value is the real peer; the
+/// Spin manifests set this to `spin-client-addr`. Unset (as under
+/// `wasmtime serve`, which passes no peer address and lets a client send a
+/// `spin-client-addr` of its choosing), the handler believes no peer header.
+pub const PEER_HEADER_ENV: &str = "DYNDNS_PEER_HEADER";
+
+/// The peer address the runtime passed, if the deployment names the header
+/// it uses ([`PEER_HEADER_ENV`]).
+fn peer_of(req: &RequestParts) -> Option<IpAddr> {
+    let header = std::env::var(PEER_HEADER_ENV).ok()?;
+    req.header_values(&header)
         .last()
         .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(parse_peer);
+        .and_then(parse_peer)
+}
+
+/// The client address as far as it can be known: the runtime's peer
+/// address, or the address our proxy forwarded when the request proves it
+/// came through the proxy (exactly one proxy secret header, matching, and
+/// the peer in `trusted_proxies` when that list is set). Several
+/// `X-Forwarded-For` lines are one comma list (RFC 9110), in order.
+fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
+    let peer = peer_of(req);
+    let mut secrets = req.header_values(PROXY_SECRET_HEADER);
+    let secret_ok = match (secrets.next(), secrets.next()) {
+        (Some(value), None) => {
+            let ok = settings.proxy_secret_matches(value);
+            if !ok {
+                warn!(
+                    peer = %show_client(peer),
+                    "a request carried a wrong proxy secret; its forwarded addresses are ignored"
+                );
+            }
+            ok
+        }
+        _ => false,
+    };
+    let proven = proxy_proven(secret_ok, peer, &settings.trusted_proxies);
     let forwarded: Vec<&str> = req
         .header_values("x-forwarded-for")
         .filter_map(|v| std::str::from_utf8(v).ok())
@@ -138,6 +167,7 @@ fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
         .and_then(|v| std::str::from_utf8(v).ok());
     client_address(
         peer,
+        proven,
         forwarded.as_deref(),
         real_ip,
         &settings.trusted_proxies,
@@ -153,45 +183,65 @@ fn server_fault(what: &str, err: &dyn std::fmt::Display) -> Reply {
     Reply::text(500, Code::ServerError.as_str())
 }
 
-fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
+fn challenge(settings: &HandlerSettings) -> String {
+    format!("Basic realm=\"{}\", charset=\"UTF-8\"", settings.realm)
+}
+
+/// Answers a request whose credentials are missing or unusable; reads the
+/// settings only for this (a request with credentials finds them in the
+/// user's file).
+fn refuse_credentials(
+    req: &RequestParts,
+    storage: &Storage,
+    user: &str,
+    problem: Option<BasicAuthError>,
+) -> Reply {
     let settings = match storage.settings() {
         Ok(s) => s,
         Err(e) => return server_fault("cannot read the handler settings", &e),
     };
     let client = client_of(req, &settings);
-    let challenge = format!("Basic realm=\"{}\", charset=\"UTF-8\"", settings.realm);
+    match problem {
+        None => {
+            info!(client = %show_client(client), "no credentials sent; asking for them");
+            Reply::text(401, Code::BadAuth.as_str())
+                .with_header("www-authenticate", challenge(&settings))
+        }
+        Some(BasicAuthError::NotBasic) => {
+            auth_failure(client, user, "not Basic authentication");
+            Reply::text(401, Code::BadAuth.as_str())
+                .with_header("www-authenticate", challenge(&settings))
+        }
+        Some(e) => {
+            auth_failure(client, user, &e.to_string());
+            Reply::text(200, Code::BadAuth.as_str())
+        }
+    }
+}
 
-    // 1. credentials
+fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
+    // 1. credentials: one file holds the user, the settings and the user's hosts
     let Some(header) = req.header("authorization") else {
-        info!(client = %show_client(client), "no credentials sent; asking for them");
-        return Reply::text(401, Code::BadAuth.as_str()).with_header("www-authenticate", challenge);
+        return refuse_credentials(req, storage, "", None);
     };
     let credentials = match parse_basic_auth(header) {
         Ok(c) => c,
-        Err(BasicAuthError::NotBasic) => {
-            auth_failure(client, "", "not Basic authentication");
-            return Reply::text(401, Code::BadAuth.as_str())
-                .with_header("www-authenticate", challenge);
-        }
-        Err(e) => {
-            auth_failure(client, "", &e.to_string());
-            return Reply::text(200, Code::BadAuth.as_str());
-        }
+        Err(e) => return refuse_credentials(req, storage, "", Some(e)),
     };
-    let user = match storage.user(&credentials.user) {
+    let lookup = match storage.user(&credentials.user) {
         Ok(u) => u,
         Err(e) => return server_fault("cannot read the user", &e),
     };
-    let stored = user
-        .as_ref()
-        .and_then(|u| Credential::parse(&u.credential).ok())
-        .unwrap_or_else(Credential::dummy);
-    // Verify even for unknown users so both cases take the same time.
+    let client = client_of(req, &lookup.user.settings);
+    let stored = Credential::parse(&lookup.user.credential).unwrap_or_else(|_| Credential::dummy());
+    // Verified for unknown users too (against the decoy): the same work either way.
     let secret_ok = stored.verify(&credentials.secret);
-    let Some(user) = user.filter(|_| secret_ok) else {
+    if !(secret_ok && lookup.known) {
         auth_failure(client, &credentials.user, "unknown user or wrong secret");
         return Reply::text(200, Code::BadAuth.as_str());
-    };
+    }
+    let user = lookup.user;
+    let settings = &user.settings;
 
     // 2. parameters
     let mut params = match UpdateParams::parse(query) {
@@ -220,16 +270,21 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
     };
 
     // 3. decide, write, answer
-    let mut ctx = FileContext(storage);
+    let now = SystemTime::now();
+    let mut ctx = FileContext {
+        storage,
+        user: &user,
+    };
     let requester = Requester {
         name: &user.name,
         grants: &user.grants,
     };
     let plan = match plan_update(
         requester,
-        &settings,
+        settings,
         &params.hostnames,
         &addresses,
+        now,
         &mut ctx,
     ) {
         Ok(p) => p,
@@ -240,10 +295,9 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         && plan.outcomes.iter().any(|o| o.missing_address)
     {
         // Only happens when the runtime gives no peer address (Spin always does).
-        error!(user = %user.name, "the request names no address and the runtime did not pass the client address (spin-client-addr); send myip=");
+        error!(user = %user.name, "the request names no address and the runtime did not pass the client address (see DYNDNS_PEER_HEADER); send myip=");
         return Reply::text(500, Code::ServerError.as_str());
     }
-    let now = SystemTime::now();
     for write in &plan.writes {
         let entry = QueueEntry {
             format: ENTRY_FORMAT,
@@ -258,19 +312,25 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
             return server_fault("cannot write the queue entry", &e);
         }
     }
+    for limited in &plan.limited {
+        rate_limited(client, &user.name, &limited.host, limited.until);
+    }
     for outcome in &plan.outcomes {
+        let host = outcome.requested.escape_debug();
         match (&outcome.answer, &outcome.reason) {
-            (HostAnswer::Good(_) | HostAnswer::NoChg(_), _) => info!(
-                user = %user.name,
-                client = %show_client(client),
-                host = %outcome.requested.escape_debug(),
-                "{}",
-                outcome.answer
-            ),
+            (HostAnswer::Good(_), _) => {
+                info!(user = %user.name, client = %show_client(client), host = %host, "{}", outcome.answer)
+            }
+            // The most common request (routers re-send their address): not an
+            // event an admin needs, and a log write per request costs.
+            (HostAnswer::NoChg(_), _) => {
+                debug!(user = %user.name, client = %show_client(client), host = %host, "{}", outcome.answer)
+            }
+            (HostAnswer::Code(Code::Abuse), _) => {}
             (_, reason) => warn!(
                 user = %user.name,
                 client = %show_client(client),
-                host = %outcome.requested.escape_debug(),
+                host = %host,
                 reason = reason.as_deref().unwrap_or(""),
                 "{}",
                 outcome.answer
@@ -292,6 +352,23 @@ fn is_form(req: &RequestParts) -> bool {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded"),
     }
+}
+
+/// The line a host over its change limit gets, one per request; fail2ban's
+/// `dyndns-abuse` filter matches it (see `deploy/fail2ban/`).
+fn rate_limited(
+    client: Option<IpAddr>,
+    user: &str,
+    host: &dyndns_core::Hostname,
+    until: SystemTime,
+) {
+    warn!(
+        "rate limit exceeded client={} user=\"{}\" host=\"{}\" until={}",
+        show_client(client),
+        user.escape_debug(),
+        host,
+        humantime::format_rfc3339_seconds(until)
+    );
 }
 
 /// The one log line fail2ban matches (see `deploy/fail2ban/`).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use dyndns_core::queue::{self, EntryName, QueueEntry};
-use dyndns_core::state::{self, AppliedRecord, Heartbeat};
+use dyndns_core::state::{self, Heartbeat};
 use dyndns_core::update::UpdateContext;
 use dyndns_core::view::{self, HandlerSettings, HostView, UserView};
 use dyndns_core::{Hostname, RecordType};
@@ -47,60 +47,82 @@ fn io_err(path: &Path, source: io::Error) -> StorageError {
     }
 }
 
-/// Reads a whole file of at most `limit` bytes; `None` when it does not exist.
-/// Every call is a round trip to the host, so the buffer starts large enough
-/// for the small files this reads: open, one read, one read that says EOF.
-fn read_limited(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, StorageError> {
+/// Reads and parses a JSON file of at most `limit` bytes; `None` when it
+/// does not exist. Every file operation is a round trip through the runtime
+/// (and an expensive one under Spin), so this opens the file and reads it
+/// with as few calls as possible: one read fills a buffer larger than every
+/// view file, and a short read is taken as the end of the file when what was
+/// read parses completely. Only when the JSON is cut short does it read on.
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    limit: u64,
+) -> Result<Option<T>, StorageError> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path, e)),
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let corrupt = |message: String| StorageError::Corrupt {
+        path: path.display().to_string(),
+        message,
+    };
     let mut buf = vec![0u8; INITIAL_READ.min(limit.saturating_add(1))];
     let mut filled = 0;
+    let mut at_eof = false;
     loop {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                filled += n;
-                if filled > limit {
-                    return Err(StorageError::Corrupt {
-                        path: path.display().to_string(),
-                        message: format!("larger than {limit} bytes"),
-                    });
-                }
-                if filled == buf.len() {
-                    let grown = (buf.len() * 2).min(limit.saturating_add(1));
-                    buf.resize(grown, 0);
-                }
+        if filled == buf.len() {
+            if filled > limit {
+                return Err(corrupt(format!("larger than {limit} bytes")));
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            let grown = (buf.len() * 2).min(limit.saturating_add(1));
+            buf.resize(grown, 0);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => at_eof = true,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_err(path, e)),
         }
-    }
-    buf.truncate(filled);
-    Ok(Some(buf))
-}
-
-/// First read size: every view and state file is smaller.
-const INITIAL_READ: usize = 16 * 1024;
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    limit: u64,
-) -> Result<Option<T>, StorageError> {
-    match read_limited(path, limit)? {
-        None => Ok(None),
-        Some(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StorageError::Corrupt {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })
+        if filled > limit {
+            return Err(corrupt(format!("larger than {limit} bytes")));
+        }
+        let short_read = filled < buf.len();
+        if at_eof || short_read {
+            match serde_json::from_slice::<T>(&buf[..filled]) {
+                Ok(value) => return Ok(Some(value)),
+                // Cut short: a partial read, not the end of the file.
+                Err(e) if e.is_eof() && !at_eof => continue,
+                Err(e) => return Err(corrupt(e.to_string())),
+            }
         }
     }
+}
+
+/// First read size: every view and state file the request path reads is smaller.
+const INITIAL_READ: usize = 16 * 1024;
+
+fn check_format(path: &Path, format: u32) -> Result<(), StorageError> {
+    if format == view::VIEW_FORMAT {
+        Ok(())
+    } else {
+        Err(StorageError::Corrupt {
+            path: path.display().to_string(),
+            message: format!(
+                "view format {format} is not {}; republish with this version's applier",
+                view::VIEW_FORMAT
+            ),
+        })
+    }
+}
+
+/// A user view file as looked up for a request.
+#[derive(Debug, Clone)]
+pub struct UserLookup {
+    /// The user's file, or the decoy.
+    pub user: UserView,
+    /// False when the name is not configured (`user` is the decoy).
+    pub known: bool,
 }
 
 /// Where the handler's files are.
@@ -153,62 +175,66 @@ impl Storage {
         let path = self.view_path().join(view::SETTINGS_FILE);
         let settings: HandlerSettings = read_json(&path, view::MAX_VIEW_FILE_BYTES)?
             .ok_or_else(|| StorageError::NoView(path.display().to_string()))?;
-        if settings.format != view::VIEW_FORMAT {
-            return Err(StorageError::Corrupt {
-                path: path.display().to_string(),
-                message: format!(
-                    "view format {} is not {}; republish with this version's applier",
-                    settings.format,
-                    view::VIEW_FORMAT
-                ),
-            });
-        }
+        check_format(&path, settings.format)?;
         Ok(settings)
     }
 
-    /// The user `name`, if configured.
-    pub fn user(&self, name: &str) -> Result<Option<UserView>, StorageError> {
-        let path = self
-            .view_path()
-            .join(view::USERS_DIR)
-            .join(view::user_file_name(name));
-        let user: Option<UserView> = read_json(&path, view::MAX_VIEW_FILE_BYTES)?;
-        Ok(user.filter(|u| u.name == name))
+    /// The user `name`'s view file. An unknown name gets the decoy file
+    /// instead (`known` false): the same work as for a known one (a file of
+    /// the same shape read and parsed, a credential verified), so response
+    /// times do not tell which names exist.
+    pub fn user(&self, name: &str) -> Result<UserLookup, StorageError> {
+        let users = self.view_path().join(view::USERS_DIR);
+        let path = users.join(view::user_file_name(name));
+        let found: Option<UserView> = read_json(&path, view::MAX_VIEW_FILE_BYTES)?;
+        if let Some(user) = found.filter(|u| u.name == name) {
+            check_format(&path, user.settings.format)?;
+            return Ok(UserLookup { user, known: true });
+        }
+        let decoy_path = users.join(view::DECOY_USER_FILE);
+        let decoy: UserView = read_json(&decoy_path, view::MAX_VIEW_FILE_BYTES)?
+            .ok_or_else(|| StorageError::NoView(decoy_path.display().to_string()))?;
+        check_format(&decoy_path, decoy.settings.format)?;
+        Ok(UserLookup {
+            user: decoy,
+            known: false,
+        })
     }
 
-    /// The host `name`, if configured.
+    /// The host `name` from its own view file (for users whose file does not
+    /// list their hosts inline).
     pub fn host(&self, name: &Hostname) -> Result<Option<HostView>, StorageError> {
         let path = self
             .view_path()
             .join(view::HOSTS_DIR)
             .join(view::host_file_name(name));
-        read_json(&path, view::MAX_VIEW_FILE_BYTES)
+        Ok(read_json::<HostView>(&path, view::MAX_VIEW_FILE_BYTES)?.filter(|h| &h.name == name))
     }
 
-    /// The newest known address: the pending entry's, else the applied one.
-    /// An unreadable pending entry counts as absent (the applier will
-    /// reject it; a new one replaces it).
-    pub fn known_address(
+    /// The address of the pending entry for `host`/`record_type`. An
+    /// unreadable pending entry counts as absent (the applier will reject
+    /// it; a new one replaces it).
+    pub fn pending_address(
         &self,
         host: &Hostname,
         record_type: RecordType,
     ) -> Result<Option<IpAddr>, StorageError> {
         let pending_name = EntryName::pending(host, record_type);
         let pending = self.queue_dir.join(queue::NEW_DIR).join(&pending_name);
-        if let Ok(Some(bytes)) = read_limited(&pending, queue::MAX_ENTRY_BYTES)
-            && let Ok(name) = EntryName::parse(&pending_name)
-            && let Ok(entry) = QueueEntry::from_untrusted(&bytes, &name)
-        {
-            return Ok(Some(entry.address));
+        let mut file = match File::open(&pending) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&pending, e)),
+        };
+        let mut bytes = Vec::new();
+        let limit = queue::MAX_ENTRY_BYTES;
+        if (&mut file).take(limit + 1).read_to_end(&mut bytes).is_err() {
+            return Ok(None);
         }
-        let applied = self
-            .state_dir
-            .join(state::APPLIED_DIR)
-            .join(AppliedRecord::file_name(host, record_type));
-        let record: Option<AppliedRecord> = read_json(&applied, state::MAX_STATE_BYTES)?;
-        Ok(record
-            .filter(|r| &r.host == host && r.record_type == record_type)
-            .map(|r| r.address))
+        Ok(EntryName::parse(&pending_name)
+            .ok()
+            .and_then(|name| QueueEntry::from_untrusted(&bytes, &name).ok())
+            .map(|entry| entry.address))
     }
 
     /// Writes `entry` atomically and durably: temporary file in `tmp/`,
@@ -359,22 +385,32 @@ fn random_suffix() -> String {
     hex::encode(bytes)
 }
 
-/// [`UpdateContext`] backed by the files.
-pub struct FileContext<'a>(pub &'a Storage);
+/// [`UpdateContext`] for one user's request: hosts from the user's view
+/// file when it lists them, else from the per-host files; pending entries
+/// from the queue.
+pub struct FileContext<'a> {
+    /// The files.
+    pub storage: &'a Storage,
+    /// The authenticated user's view.
+    pub user: &'a UserView,
+}
 
 impl UpdateContext for FileContext<'_> {
     type Error = StorageError;
 
     fn host(&mut self, name: &Hostname) -> Result<Option<HostView>, StorageError> {
-        self.0.host(name)
+        match self.user.inline_host(name) {
+            Some(found) => Ok(found.cloned()),
+            None => self.storage.host(name),
+        }
     }
 
-    fn known_address(
+    fn pending_address(
         &mut self,
         host: &Hostname,
         record_type: RecordType,
     ) -> Result<Option<IpAddr>, StorageError> {
-        self.0.known_address(host, record_type)
+        self.storage.pending_address(host, record_type)
     }
 }
 
@@ -399,26 +435,40 @@ mod tests {
     }
 
     #[test]
-    fn read_limited_reads_small_and_large_files_and_enforces_the_limit() {
+    fn read_json_reads_small_and_large_files_and_enforces_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        assert!(read_limited(&p, 10).unwrap().is_none());
-        fs::write(&p, b"hello").unwrap();
-        assert_eq!(read_limited(&p, 10).unwrap().unwrap(), b"hello");
-        assert_eq!(read_limited(&p, 5).unwrap().unwrap(), b"hello");
+        assert!(read_json::<String>(&p, 10).unwrap().is_none());
+        fs::write(&p, b"\"hello\"").unwrap();
+        assert_eq!(read_json::<String>(&p, 10).unwrap().unwrap(), "hello");
+        assert_eq!(read_json::<String>(&p, 7).unwrap().unwrap(), "hello");
         assert!(matches!(
-            read_limited(&p, 4),
+            read_json::<String>(&p, 6),
             Err(StorageError::Corrupt { .. })
         ));
         // larger than the first read buffer
-        let big = vec![b'x'; INITIAL_READ * 3 + 7];
+        let big = format!("\"{}\"", "x".repeat(INITIAL_READ * 3 + 7));
         fs::write(&p, &big).unwrap();
-        assert_eq!(read_limited(&p, big.len() as u64).unwrap().unwrap(), big);
-        assert!(read_limited(&p, big.len() as u64 - 1).is_err());
+        assert_eq!(
+            read_json::<String>(&p, big.len() as u64)
+                .unwrap()
+                .unwrap()
+                .len(),
+            big.len() - 2
+        );
+        assert!(read_json::<String>(&p, big.len() as u64 - 1).is_err());
+        // cut short or garbage: corrupt, never a panic
+        fs::write(&p, b"\"unterminated").unwrap();
+        assert!(matches!(
+            read_json::<String>(&p, 100),
+            Err(StorageError::Corrupt { .. })
+        ));
+        fs::write(&p, b"\"a\" trailing").unwrap();
+        assert!(read_json::<String>(&p, 100).is_err());
     }
 
     #[test]
-    fn entries_replace_each_other_and_are_the_newest_known_address() {
+    fn entries_replace_each_other_and_are_the_pending_address() {
         let (_dir, s) = storage();
         let host = Hostname::parse("home.dyn.example.com").unwrap();
         let entry = |addr: &str| QueueEntry {
@@ -430,35 +480,28 @@ mod tests {
             user: "u".into(),
             client: None,
         };
-        assert_eq!(s.known_address(&host, RecordType::A).unwrap(), None);
-        // the applied state counts when nothing is pending
-        fs::write(
-            s.state_dir.join("applied/home.dyn.example.com_A.json"),
-            r#"{"host":"home.dyn.example.com","type":"A","address":"192.0.2.1","applied_at":"2026-01-01T00:00:00Z"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            s.known_address(&host, RecordType::A).unwrap(),
-            Some("192.0.2.1".parse().unwrap())
-        );
+        assert_eq!(s.pending_address(&host, RecordType::A).unwrap(), None);
         s.write_entry(&entry("198.51.100.1")).unwrap();
         s.write_entry(&entry("198.51.100.2")).unwrap();
         assert_eq!(fs::read_dir(s.queue_dir.join("new")).unwrap().count(), 1);
         assert_eq!(fs::read_dir(s.queue_dir.join("tmp")).unwrap().count(), 0);
         assert_eq!(
-            s.known_address(&host, RecordType::A).unwrap(),
+            s.pending_address(&host, RecordType::A).unwrap(),
             Some("198.51.100.2".parse().unwrap())
         );
-        // a corrupt pending entry does not hide the applied state
+        // a corrupt or oversized pending entry counts as absent
         fs::write(
             s.queue_dir.join("new/home.dyn.example.com_A.json"),
             b"garbage",
         )
         .unwrap();
-        assert_eq!(
-            s.known_address(&host, RecordType::A).unwrap(),
-            Some("192.0.2.1".parse().unwrap())
-        );
+        assert_eq!(s.pending_address(&host, RecordType::A).unwrap(), None);
+        fs::write(
+            s.queue_dir.join("new/home.dyn.example.com_A.json"),
+            vec![b' '; 10_000],
+        )
+        .unwrap();
+        assert_eq!(s.pending_address(&host, RecordType::A).unwrap(), None);
     }
 
     #[test]

@@ -378,9 +378,48 @@ impl TestEnv {
         fs::rename(&tmp, self.queue.join("new").join(name)).expect("rename");
     }
 
-    /// Starts `wasmtime serve` with the handler on a free loopback port.
+    /// Starts `wasmtime serve` with the handler on a free loopback port,
+    /// believing `spin-client-addr` as a Spin deployment does (the tests send
+    /// it the way Spin would; `wasmtime serve` itself passes no peer address).
     pub fn serve(&self) -> Server {
+        Server::start(
+            &self.state,
+            &self.queue,
+            &[("DYNDNS_PEER_HEADER", "spin-client-addr")],
+        )
+    }
+
+    /// Starts `wasmtime serve` as a plain wasi:http host: no peer header is
+    /// believed (`DYNDNS_PEER_HEADER` unset).
+    pub fn serve_without_peer_header(&self) -> Server {
         Server::start(&self.state, &self.queue, &[])
+    }
+
+    /// Records, as the applier would, that `host`'s `rtype` record holds
+    /// `address`, and republishes the view (for handler-only tests).
+    pub fn set_applied(&self, host: &str, rtype: &str, address: &str) {
+        let dir = self.state.join("hosts");
+        fs::create_dir_all(&dir).expect("state/hosts");
+        let path = dir.join(format!("{host}.json"));
+        let mut record: serde_json::Value = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(
+                || serde_json::json!({"format": 1, "host": host, "a": null, "aaaa": null}),
+            );
+        let key = if rtype == "A" { "a" } else { "aaaa" };
+        record[key] = serde_json::json!({
+            "address": address,
+            "confirmed_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        });
+        fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("write host record");
+        self.publish();
+    }
+
+    /// The applier's record of `host` (`state/hosts/<host>.json`), if any.
+    pub fn host_record(&self, host: &str) -> Option<serde_json::Value> {
+        let bytes = fs::read(self.state.join("hosts").join(format!("{host}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 }
 
@@ -503,6 +542,35 @@ impl Server {
         headers: &[(&str, &str)],
     ) -> Response {
         http::request(self.port, "GET", target, auth, headers, None)
+    }
+
+    /// Runs `during` while strace watches the server process (all threads)
+    /// for `syscalls` (strace's `trace=` list) and returns the trace lines.
+    pub fn trace(&self, syscalls: &str, during: impl FnOnce()) -> Vec<String> {
+        let trace = self
+            ._logdir
+            .path()
+            .join(format!("strace-{}.out", rand_suffix()));
+        let mut strace = Command::new(program("strace"))
+            .args(["-f", "-qq", "-s", "96", "-e"])
+            .arg(format!("trace={syscalls}"))
+            .arg("-o")
+            .arg(&trace)
+            .arg("-p")
+            .arg(self.pid().to_string())
+            .spawn()
+            .expect("strace (run scripts/test-deps.sh)");
+        // give strace time to attach to every thread
+        thread::sleep(Duration::from_millis(500));
+        during();
+        thread::sleep(Duration::from_millis(300));
+        let _ = strace.kill();
+        let _ = strace.wait();
+        fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// What the component logged so far.

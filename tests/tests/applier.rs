@@ -99,11 +99,15 @@ fn one_update() {
     assert_eq!(env.zone("dyn.example.com").len(), 7);
     // queue drained, applied state written for the handler
     assert!(env.queue_files("new").is_empty() && env.queue_files("cur").is_empty());
-    let applied: serde_json::Value = serde_json::from_slice(
-        &fs::read(env.state.join("applied/h1.dyn.example.com_A.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(applied["address"], "198.51.100.7");
+    let record = env.host_record("h1.dyn.example.com").expect("host record");
+    assert_eq!(record["a"]["address"], "198.51.100.7");
+    let history = record["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{record}");
+    assert_eq!(history[0]["new"], "198.51.100.7");
+    assert_eq!(history[0]["old"], serde_json::json!(["192.0.2.1"]));
+    // and the handler's view shows it (the user's file lists the host inline)
+    let view = fs::read_to_string(env.state.join("view/hosts/h1.dyn.example.com.json")).unwrap();
+    assert!(view.contains("\"a\":\"198.51.100.7\""), "{view}");
     assert!(env.state.join("heartbeat.json").exists());
 }
 

@@ -24,8 +24,6 @@ fn pipeline() -> Pipeline {
     let body = format!(
         r#"
 zones = ["dyn.example.com"]
-[handler]
-trusted_proxies = ["127.0.0.1", "::1"]
 [[hosts]]
 name = "home.dyn.example.com"
 [[hosts]]

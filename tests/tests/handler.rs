@@ -8,6 +8,8 @@ use dyndns_tests::{Server, TestEnv, credential, http};
 
 const ALICE: (&str, &str) = ("alice", "alice-secret-0123456789");
 const BOB: (&str, &str) = ("bob", "bob-secret-0123456789");
+/// The secret nginx sends in X-Dyndns-Proxy-Secret (handler.proxy_secret).
+const PROXY_SECRET: &str = "nginx-proxy-secret-0123456789abcdef";
 
 fn config() -> String {
     format!(
@@ -15,7 +17,7 @@ fn config() -> String {
 zones = ["dyn.example.com"]
 
 [handler]
-trusted_proxies = ["127.0.0.1", "::1", "10.9.9.9"]
+proxy_secret = "nginx-proxy-secret-0123456789abcdef"
 user_named_hosts = true
 
 [[hosts]]
@@ -109,12 +111,7 @@ fn good_then_nochg_and_the_queue_entry() {
 #[test]
 fn nochg_from_applied_state_when_nothing_is_pending() {
     let (env, server) = setup();
-    std::fs::create_dir_all(env.state.join("applied")).unwrap();
-    std::fs::write(
-        env.state.join("applied/home.dyn.example.com_A.json"),
-        r#"{"host":"home.dyn.example.com","type":"A","address":"198.51.100.8","applied_at":"2026-01-01T00:00:00Z"}"#,
-    )
-    .unwrap();
+    env.set_applied("home.dyn.example.com", "A", "198.51.100.8");
     let r = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.8");
     assert_eq!(r.body, "nochg 198.51.100.8\n");
     assert!(env.queue_files("new").is_empty());
@@ -421,14 +418,16 @@ fn client_address_fallback() {
 }
 
 #[test]
-fn forwarded_for_is_believed_only_from_trusted_proxies() {
+fn forwarded_for_is_believed_only_with_the_proxy_secret() {
     let (env, server) = setup();
+    let proxy = ("x-dyndns-proxy-secret", PROXY_SECRET);
     let r = server.get(
         "/nic/update?hostname=home.dyn.example.com",
         Some(ALICE),
         &[
             ("spin-client-addr", "127.0.0.1:5555"),
             ("x-forwarded-for", "198.51.100.99"),
+            proxy,
         ],
     );
     assert_eq!(r.body, "good 198.51.100.99\n");
@@ -438,18 +437,20 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
         &[
             ("spin-client-addr", "203.0.113.7:5555"),
             ("x-forwarded-for", "198.51.100.98"),
+            ("x-dyndns-proxy-secret", "a-guess-0123456789abcdefghij"),
         ],
     );
     assert_eq!(
         r.body, "good 203.0.113.7\n",
-        "an untrusted peer cannot choose its address by header"
+        "without the right secret a peer cannot choose its address by header"
     );
     let r = server.get(
         "/nic/update?hostname=home.dyn.example.com",
         Some(ALICE),
         &[
-            ("spin-client-addr", "10.9.9.9:5555"),
+            ("spin-client-addr", "127.0.0.1:5555"),
             ("x-real-ip", "198.51.100.97"),
+            proxy,
         ],
     );
     assert_eq!(r.body, "good 198.51.100.97\n");
@@ -460,16 +461,136 @@ fn forwarded_for_is_believed_only_from_trusted_proxies() {
         &[
             ("spin-client-addr", "127.0.0.1:5555"),
             ("x-forwarded-for", "6.6.6.6, 198.51.100.96"),
+            proxy,
         ],
     );
     assert_eq!(r.body, "good 198.51.100.96\n");
+    // a second secret header (one sent by the client) proves nothing
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &[
+            ("spin-client-addr", "203.0.113.8:5555"),
+            ("x-forwarded-for", "198.51.100.94"),
+            ("x-dyndns-proxy-secret", "a-guess-0123456789abcdefghij"),
+            proxy,
+        ],
+    );
+    assert_eq!(r.body, "good 203.0.113.8\n");
     assert_eq!(
         env.pending("home.dyn.example.com", "A")
             .unwrap()
             .address
             .to_string(),
-        "198.51.100.96"
+        "203.0.113.8"
     );
+}
+
+#[test]
+fn a_local_user_cannot_frame_a_victim_for_fail2ban() {
+    // Issue 9, finding 2: a customer's script on the same server reaches the
+    // handler from loopback and sends X-Forwarded-For naming a victim with
+    // wrong credentials. Loopback proves nothing: the fail2ban line must name
+    // the script's own address, never the victim.
+    let (env, server) = setup();
+    for _ in 0..10 {
+        let r = server.get(
+            "/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7",
+            Some(("alice", "wrong")),
+            &[
+                ("spin-client-addr", "127.0.0.1:40000"),
+                ("x-forwarded-for", "198.51.100.200"),
+                ("x-real-ip", "198.51.100.200"),
+            ],
+        );
+        assert_eq!(r.body, "badauth\n");
+    }
+    let log = server.log();
+    assert!(
+        !log.contains("198.51.100.200"),
+        "the victim was named:\n{log}"
+    );
+    assert_eq!(
+        log.matches("authentication failed client=127.0.0.1 ")
+            .count(),
+        10,
+        "{log}"
+    );
+    // and an update without myip from a local user is not published as the victim
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &[
+            ("spin-client-addr", "127.0.0.1:40000"),
+            ("x-forwarded-for", "198.51.100.200"),
+        ],
+    );
+    assert_eq!(
+        r.body, "badagent\n",
+        "loopback is not a publishable address"
+    );
+    assert!(env.queue_files("new").is_empty());
+}
+
+#[test]
+fn trusted_proxies_narrow_who_may_present_the_secret() {
+    let text = config().replace(
+        "user_named_hosts = true",
+        "user_named_hosts = true\ntrusted_proxies = [\"10.9.9.9\"]",
+    );
+    let env = TestEnv::new(&text, "");
+    env.publish();
+    let server = env.serve();
+    let headers = |peer: &'static str| {
+        [
+            ("spin-client-addr", peer),
+            ("x-forwarded-for", "198.51.100.93"),
+            ("x-dyndns-proxy-secret", PROXY_SECRET),
+        ]
+    };
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &headers("10.9.9.9:1"),
+    );
+    assert_eq!(r.body, "good 198.51.100.93\n");
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &headers("203.0.113.9:1"),
+    );
+    assert_eq!(r.body, "good 203.0.113.9\n", "the secret from another peer");
+}
+
+#[test]
+fn under_plain_wasmtime_serve_no_peer_header_is_believed() {
+    // `wasmtime serve` passes no peer address, so a spin-client-addr there
+    // can only come from the client. Without DYNDNS_PEER_HEADER (which only
+    // the Spin manifests set) the handler ignores it.
+    let env = TestEnv::new(&config(), "");
+    env.publish();
+    let server = env.serve_without_peer_header();
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7",
+        Some(("alice", "wrong")),
+        &[("spin-client-addr", "198.51.100.201:1")],
+    );
+    assert_eq!(r.body, "badauth\n");
+    let log = server.log();
+    assert!(
+        log.contains("authentication failed client=unknown "),
+        "{log}"
+    );
+    assert!(!log.contains("198.51.100.201"), "{log}");
+    let r = server.get(
+        "/nic/update?hostname=home.dyn.example.com",
+        Some(ALICE),
+        &[("spin-client-addr", "198.51.100.201:1")],
+    );
+    assert_eq!((r.status, r.body.as_str()), (500, "911\n"));
+    // with myip it works as usual
+    let r = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.7");
+    assert_eq!(r.body, "good 198.51.100.7\n");
 }
 
 #[test]
@@ -504,13 +625,14 @@ fn a_client_cannot_forge_the_peer_address() {
         ],
     );
     assert_eq!(r.body, "good 203.0.113.78\n");
-    // several X-Forwarded-For lines from a trusted proxy are one list
+    // several X-Forwarded-For lines from the proxy are one list
     let r = server.get(
         "/nic/update?hostname=home.dyn.example.com",
         Some(ALICE),
         &[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-for", "198.51.100.95"),
+            ("x-dyndns-proxy-secret", PROXY_SECRET),
             ("spin-client-addr", "127.0.0.1:5555"),
         ],
     );
@@ -861,5 +983,115 @@ fn good_is_answered_only_after_the_entry_is_flushed() {
     assert!(
         dir_sync,
         "no fsync of new/ between the rename and the answer:\n{text}"
+    );
+}
+
+/// The file operations the component asks of the runtime during `during`
+/// (strace of the serving process; the runtime's own per-request set-up, the
+/// `AT_FDCWD` opens of the mounted directories, is left out).
+fn file_ops(server: &Server, during: impl FnOnce()) -> Vec<String> {
+    server
+        .trace(
+            "openat,openat2,pread64,read,pwrite64,write,renameat,renameat2,fsync,statx,newfstatat",
+            during,
+        )
+        .into_iter()
+        .filter(|l| !l.contains("AT_FDCWD") && !l.contains("resumed>") && !l.contains("write(4,"))
+        .filter(|l| !l.contains("write(2,") && !l.contains("write(1,"))
+        .collect()
+}
+
+fn count(ops: &[String], call: &str) -> usize {
+    ops.iter()
+        .filter(|l| l.contains(&format!(" {call}(")))
+        .count()
+}
+
+#[test]
+fn each_answer_costs_the_fewest_file_operations() {
+    // Issue 8: under Spin every file operation is a round trip through the
+    // runtime. A `nochg` reads one file (the user's view, which holds the
+    // settings, the hosts and the applied addresses) and looks once for a
+    // pending entry; a `good` adds only the durable write.
+    let (env, server) = setup();
+    env.set_applied("home.dyn.example.com", "A", "198.51.100.8");
+    // first request: records "heard" once (see heard_is_recorded_...)
+    let _ = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.8");
+    let nochg = file_ops(&server, || {
+        let r = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.8");
+        assert_eq!(r.body, "nochg 198.51.100.8\n");
+    });
+    let opens: Vec<&String> = nochg.iter().filter(|l| l.contains("openat2(")).collect();
+    assert_eq!(opens.len(), 2, "{nochg:#?}");
+    assert!(opens[0].contains("view/users/"), "{nochg:#?}");
+    assert!(
+        opens[1].contains("new/home.dyn.example.com_A.json") && opens[1].contains("ENOENT"),
+        "{nochg:#?}"
+    );
+    assert_eq!(
+        count(&nochg, "pread64") + count(&nochg, "read"),
+        1,
+        "one read: {nochg:#?}"
+    );
+    assert_eq!(
+        count(&nochg, "pwrite64") + count(&nochg, "fsync") + count(&nochg, "renameat"),
+        0,
+        "{nochg:#?}"
+    );
+
+    let good = file_ops(&server, || {
+        let r = update(&server, "hostname=home.dyn.example.com&myip=198.51.100.9");
+        assert_eq!(r.body, "good 198.51.100.9\n");
+    });
+    assert_eq!(
+        count(&good, "pread64") + count(&good, "read"),
+        1,
+        "{good:#?}"
+    );
+    assert_eq!(count(&good, "pwrite64"), 1, "{good:#?}");
+    assert_eq!(count(&good, "fsync"), 2, "file and directory: {good:#?}");
+    assert_eq!(count(&good, "renameat"), 1, "{good:#?}");
+}
+
+#[test]
+fn an_unknown_user_costs_what_a_known_one_does() {
+    // Issue 9, finding 9: looking up a user that exists must not take longer
+    // than one that does not (a timing oracle for user names). Both read and
+    // parse one view file of the same shape (the decoy has the median user's
+    // number of hosts; bob is such a user) and verify a credential.
+    let (_env, server) = setup();
+    let known = file_ops(&server, || {
+        let r = server.get(
+            "/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7",
+            Some(("bob", "wrong-secret")),
+            &[],
+        );
+        assert_eq!(r.body, "badauth\n");
+    });
+    let unknown = file_ops(&server, || {
+        let r = server.get(
+            "/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7",
+            Some(("nobody-here", "wrong-secret")),
+            &[],
+        );
+        assert_eq!(r.body, "badauth\n");
+    });
+    let reads = |ops: &[String]| -> Vec<usize> {
+        ops.iter()
+            .filter(|l| l.contains(" pread64(") || l.contains(" read("))
+            .filter_map(|l| l.rsplit(" = ").next()?.trim().parse().ok())
+            .collect()
+    };
+    let (k, u) = (reads(&known), reads(&unknown));
+    assert_eq!(k.len(), 1, "{known:#?}");
+    assert_eq!(
+        u.len(),
+        1,
+        "the unknown name reads a file too: {unknown:#?}"
+    );
+    let ratio = u[0] as f64 / k[0] as f64;
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "files of the same shape: {k:?} vs {u:?}"
     );
 }

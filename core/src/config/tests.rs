@@ -43,7 +43,16 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.applier.plesk, PathBuf::from("/usr/sbin/plesk"));
     assert_eq!(c.applier.interval, Duration::from_secs(2));
     assert_eq!(c.handler.realm, "dyndns");
-    assert_eq!(c.handler.trusted_proxies.len(), 2);
+    assert!(
+        c.handler.trusted_proxies.is_empty(),
+        "no peer is trusted by its address alone"
+    );
+    assert_eq!(c.handler.proxy_secret, None);
+    assert_eq!(c.handler.heard_resolution, Duration::from_secs(600));
+    assert_eq!(c.applier.host_change_limit, 30);
+    assert_eq!(c.applier.host_change_window, Duration::from_secs(3600));
+    assert!(!c.users[0].admin);
+    assert!(c.warnings().is_empty());
     assert!(c.notify.email.is_none());
 }
 
@@ -342,4 +351,48 @@ fn plausible_emails() {
     assert!(!plausible_email("a@localhost"));
     assert!(!plausible_email("@example.com"));
     assert!(!plausible_email("a b@example.com"));
+}
+
+#[test]
+fn proxy_secret_rules() {
+    let ok = Config::parse(
+        &base("[handler]\nproxy_secret = \"aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI\""),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        ok.handler.proxy_secret.as_deref(),
+        Some("aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI")
+    );
+    assert!(one_problem(&base("[handler]\nproxy_secret = \"short\"")).contains("at least 24"),);
+    assert!(
+        one_problem(&base(
+            "[handler]\nproxy_secret = \"aB3dE5gH7jK9mN1pQ3sT5vX7z\\\"; evil\""
+        ))
+        .contains("nginx"),
+    );
+}
+
+#[test]
+fn trusted_proxies_without_a_secret_warn() {
+    let c = Config::parse(&base("[handler]\ntrusted_proxies = [\"127.0.0.1\"]"), None).unwrap();
+    let w = c.warnings();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].contains("handler.proxy_secret"), "{w:?}");
+}
+
+#[test]
+fn admin_users_and_change_limit() {
+    let c = Config::parse(
+        &base("admin = true\n[applier]\nhost_change_limit = 5\nhost_change_window = \"10m\""),
+        None,
+    )
+    .unwrap();
+    assert!(c.users[0].admin);
+    assert_eq!(c.applier.host_change_limit, 5);
+    assert_eq!(c.applier.host_change_window, Duration::from_secs(600));
+    assert!(one_problem(&base("[applier]\nhost_change_limit = 51")).contains("larger than 50"));
+    assert!(
+        one_problem(&base("[applier]\nhost_change_window = \"0s\"")).contains("longer than zero")
+    );
 }

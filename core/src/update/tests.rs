@@ -17,7 +17,7 @@ impl UpdateContext for Memory {
         self.lookups += 1;
         Ok(self.hosts.get(name).cloned())
     }
-    fn known_address(
+    fn pending_address(
         &mut self,
         host: &Hostname,
         t: RecordType,
@@ -55,6 +55,7 @@ fn memory() -> Memory {
                 zone: zone.clone(),
                 types,
                 ipv6_interface_id: iid,
+                live: Default::default(),
             },
         );
     }
@@ -67,12 +68,14 @@ fn memory() -> Memory {
 
 fn settings() -> HandlerSettings {
     HandlerSettings {
-        format: 1,
+        format: crate::view::VIEW_FORMAT,
         zones: vec![h("dyn.example.com")],
+        proxy_secret_sha256: None,
         trusted_proxies: vec![],
         user_named_hosts: false,
         realm: "dyndns".into(),
         heartbeat_max_age: Duration::from_secs(300),
+        heard_resolution: Duration::from_secs(600),
     }
 }
 
@@ -88,13 +91,25 @@ fn grants() -> Vec<Grant> {
     .collect()
 }
 
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
 fn run(query: &str, mem: &mut Memory) -> (Vec<String>, Vec<PlannedWrite>) {
+    let plan = plan(query, mem);
+    (
+        plan.outcomes.iter().map(|o| o.answer.to_string()).collect(),
+        plan.writes,
+    )
+}
+
+fn plan(query: &str, mem: &mut Memory) -> UpdatePlan {
     let params = UpdateParams::parse(query).unwrap();
     let addrs = params
         .addresses(Some("203.0.113.9".parse().unwrap()))
         .unwrap();
     let g = grants();
-    let plan = plan_update(
+    plan_update(
         Requester {
             name: "alice",
             grants: &g,
@@ -102,13 +117,10 @@ fn run(query: &str, mem: &mut Memory) -> (Vec<String>, Vec<PlannedWrite>) {
         &settings(),
         &params.hostnames,
         &addrs,
+        now(),
         mem,
     )
-    .unwrap();
-    (
-        plan.outcomes.iter().map(|o| o.answer.to_string()).collect(),
-        plan.writes,
-    )
+    .unwrap()
 }
 
 #[test]
@@ -234,6 +246,7 @@ fn user_named_hosts_and_foreign_zone() {
         &s,
         &params.hostnames,
         &addrs,
+        now(),
         &mut mem,
     )
     .unwrap();
@@ -248,6 +261,7 @@ fn user_named_hosts_and_foreign_zone() {
         &s,
         &params.hostnames,
         &addrs,
+        now(),
         &mut mem,
     )
     .unwrap();
@@ -269,6 +283,7 @@ fn refusals_carry_a_reason_for_the_log() {
         &settings(),
         &params.hostnames,
         &addrs,
+        now(),
         &mut mem,
     )
     .unwrap();
@@ -283,4 +298,89 @@ fn invalid_names_cost_no_lookup() {
     let mut mem = memory();
     let _ = run("hostname=a_b.example.com,x..y&myip=198.51.100.1", &mut mem);
     assert_eq!(mem.lookups, 0);
+}
+
+#[test]
+fn the_applied_address_counts_when_nothing_is_pending() {
+    let mut mem = memory();
+    let addr: IpAddr = "198.51.100.7".parse().unwrap();
+    mem.hosts.get_mut(&h("v4.dyn.example.com")).unwrap().live.a = Some(addr);
+    let (lines, writes) = run("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert_eq!(lines, vec!["nochg 198.51.100.7"]);
+    assert!(writes.is_empty());
+    // a pending entry for another address is newer than the applied one
+    mem.known.insert(
+        (h("v4.dyn.example.com"), RecordType::A),
+        "198.51.100.99".parse().unwrap(),
+    );
+    let (lines, writes) = run("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert_eq!(lines, vec!["good 198.51.100.7"]);
+    assert_eq!(writes.len(), 1);
+}
+
+#[test]
+fn a_rate_limited_host_answers_abuse_and_still_queues() {
+    let mut mem = memory();
+    let until = now() + Duration::from_secs(900);
+    mem.hosts
+        .get_mut(&h("v4.dyn.example.com"))
+        .unwrap()
+        .live
+        .limited_until = Some(until);
+    let p = plan(
+        "hostname=v4.dyn.example.com,v6.dyn.example.com&myip=198.51.100.7,2001:db8::7",
+        &mut mem,
+    );
+    let lines: Vec<String> = p.outcomes.iter().map(|o| o.answer.to_string()).collect();
+    assert_eq!(lines, vec!["abuse", "good 2001:db8::7"]);
+    assert_eq!(
+        p.writes.len(),
+        2,
+        "the limited host's newest address is kept"
+    );
+    assert_eq!(
+        p.limited,
+        vec![RateLimited {
+            host: h("v4.dyn.example.com"),
+            until
+        }]
+    );
+    assert!(
+        p.outcomes[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("change limit")
+    );
+    // the same address as the applied one is still nochg while limited
+    mem.hosts.get_mut(&h("v4.dyn.example.com")).unwrap().live.a =
+        Some("198.51.100.8".parse().unwrap());
+    let (lines, _) = run("hostname=v4.dyn.example.com&myip=198.51.100.8", &mut mem);
+    assert_eq!(lines, vec!["nochg 198.51.100.8"]);
+    // and once the limit is over, good again
+    mem.hosts
+        .get_mut(&h("v4.dyn.example.com"))
+        .unwrap()
+        .live
+        .limited_until = Some(now());
+    let (lines, _) = run("hostname=v4.dyn.example.com&myip=198.51.100.9", &mut mem);
+    assert_eq!(lines, vec!["good 198.51.100.9"]);
+}
+
+#[test]
+fn nochg_asks_to_record_heard_only_when_stale() {
+    let mut mem = memory();
+    let host = h("v4.dyn.example.com");
+    mem.hosts.get_mut(&host).unwrap().live.a = Some("198.51.100.7".parse().unwrap());
+    let p = plan("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert_eq!(p.heard, vec![host.clone()], "never heard: record it");
+    mem.hosts.get_mut(&host).unwrap().live.last_heard = Some(now() - Duration::from_secs(60));
+    let p = plan("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert!(p.heard.is_empty(), "heard a minute ago: nothing to write");
+    mem.hosts.get_mut(&host).unwrap().live.last_heard = Some(now() - Duration::from_secs(601));
+    let p = plan("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert_eq!(p.heard, vec![host]);
+    // a good answer writes an entry, which says "heard" by itself
+    let p = plan("hostname=v4.dyn.example.com&myip=198.51.100.8", &mut mem);
+    assert!(p.heard.is_empty());
 }
