@@ -378,8 +378,11 @@ impl<B: DnsBackend> Batch<'_, B> {
         report.limited += 1;
         report.deferred += 1;
         let record = self.states.record_mut(&w.host);
-        let first = record.limited_until != Some(until);
         record.limited_until = Some(until);
+        let first = self
+            .retry
+            .get(&w.key())
+            .is_none_or(|r| r.next_attempt != until);
         let msg = format!(
             "over the change limit ({} changes per {}); held back until {}",
             self.config.applier.host_change_limit,

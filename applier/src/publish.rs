@@ -26,10 +26,9 @@ use crate::fsutil::{
 use crate::layout::{Layout, STATE_DIR_MODE};
 use crate::state_store::HostStates;
 
-/// Host records in the view differ from the applier's records for record
-/// types with an entry being processed: those addresses are published as
-/// unknown ("in flux"), so the handler cannot answer `nochg` against an
-/// address that is about to be replaced.
+/// Record types with an entry being processed: the view marks them "in
+/// flux", so the handler cannot answer `nochg` against an address that is
+/// about to be replaced.
 pub type InFlux = BTreeSet<(Hostname, RecordType)>;
 
 /// The serialised files of a view, in a stable order.
@@ -89,11 +88,10 @@ impl Publisher {
     /// The live state of `host` as the handler should see it.
     fn live(states: &HostStates, in_flux: &InFlux, host: &Hostname) -> HostLive {
         let mut live = states.live(host);
-        for t in RecordType::ALL {
-            if in_flux.contains(&(host.clone(), t)) {
-                live.set_applied(t, None);
-            }
-        }
+        live.in_flux = RecordType::ALL
+            .into_iter()
+            .filter(|t| in_flux.contains(&(host.clone(), *t)))
+            .collect();
         live
     }
 
@@ -369,6 +367,12 @@ mod tests {
             &fs::read(layout.view.join("hosts/a.dyn.example.com.json")).unwrap(),
         )
         .unwrap();
-        assert_eq!(host.live.a, None);
+        assert_eq!(host.live.a, Some(addr), "still shown");
+        assert_eq!(host.live.in_flux, vec![RecordType::A]);
+        assert_eq!(
+            host.live.settled(RecordType::A),
+            None,
+            "but no ground for nochg"
+        );
     }
 }

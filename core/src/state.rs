@@ -192,6 +192,7 @@ impl HostRecord {
             aaaa: self.aaaa.as_ref().map(|c| c.address),
             limited_until: self.limited_until,
             last_heard: self.last_heard,
+            in_flux: Vec::new(),
         }
     }
 }

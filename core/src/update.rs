@@ -174,7 +174,7 @@ pub fn plan_update<C: UpdateContext>(
             // The newest known address: the pending entry's, else the applied one.
             let known = match ctx.pending_address(&name, *record_type)? {
                 Some(pending) => Some(pending),
-                None => host.live.applied(*record_type),
+                None => host.live.settled(*record_type),
             };
             if known != Some(*address) {
                 changed = true;
@@ -186,7 +186,12 @@ pub fn plan_update<C: UpdateContext>(
             }
         }
         let addrs: Vec<IpAddr> = wanted.iter().map(|(_, a)| *a).collect();
-        let answer = if host.live.is_limited(now) && changed {
+        // Only a change of what is in the zone counts against the limit (a
+        // request that cancels a pending entry with the zone's address does not).
+        let changes_zone = wanted
+            .iter()
+            .any(|(t, a)| host.live.applied(*t) != Some(*a));
+        let answer = if host.live.is_limited(now) && changed && changes_zone {
             // Queued all the same (nothing is lost), applied when the limit allows.
             plan.limited.push(RateLimited {
                 host: name.clone(),

@@ -110,6 +110,10 @@ pub struct HostLive {
     /// When the host's client was last heard from (any update request).
     #[serde(default, with = "humantime_serde")]
     pub last_heard: Option<SystemTime>,
+    /// Record types with an entry being applied right now: their applied
+    /// address is about to be replaced, so it is no ground for `nochg`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flux: Vec<RecordType>,
 }
 
 impl HostLive {
@@ -121,11 +125,13 @@ impl HostLive {
         }
     }
 
-    /// Sets the applied address of `record_type`.
-    pub fn set_applied(&mut self, record_type: RecordType, address: Option<IpAddr>) {
-        match record_type {
-            RecordType::A => self.a = address,
-            RecordType::AAAA => self.aaaa = address,
+    /// The applied address of `record_type` when it may be taken as the
+    /// newest known one (not while an entry for it is being applied).
+    pub fn settled(&self, record_type: RecordType) -> Option<IpAddr> {
+        if self.in_flux.contains(&record_type) {
+            None
+        } else {
+            self.applied(record_type)
         }
     }
 

@@ -357,6 +357,16 @@ fn a_rate_limited_host_answers_abuse_and_still_queues() {
         Some("198.51.100.8".parse().unwrap());
     let (lines, _) = run("hostname=v4.dyn.example.com&myip=198.51.100.8", &mut mem);
     assert_eq!(lines, vec!["nochg 198.51.100.8"]);
+    // and going back to it while another address is pending is no change of
+    // the zone: good (the pending entry is replaced), not abuse
+    mem.known.insert(
+        (h("v4.dyn.example.com"), RecordType::A),
+        "198.51.100.99".parse().unwrap(),
+    );
+    let (lines, writes) = run("hostname=v4.dyn.example.com&myip=198.51.100.8", &mut mem);
+    assert_eq!(lines, vec!["good 198.51.100.8"]);
+    assert_eq!(writes.len(), 1);
+    mem.known.clear();
     // and once the limit is over, good again
     mem.hosts
         .get_mut(&h("v4.dyn.example.com"))
@@ -383,4 +393,20 @@ fn nochg_asks_to_record_heard_only_when_stale() {
     // a good answer writes an entry, which says "heard" by itself
     let p = plan("hostname=v4.dyn.example.com&myip=198.51.100.8", &mut mem);
     assert!(p.heard.is_empty());
+}
+
+#[test]
+fn an_address_in_flux_is_no_ground_for_nochg() {
+    let mut mem = memory();
+    let host = h("v4.dyn.example.com");
+    let live = &mut mem.hosts.get_mut(&host).unwrap().live;
+    live.a = Some("198.51.100.7".parse().unwrap());
+    live.in_flux = vec![RecordType::A];
+    let (lines, writes) = run("hostname=v4.dyn.example.com&myip=198.51.100.7", &mut mem);
+    assert_eq!(
+        lines,
+        vec!["good 198.51.100.7"],
+        "queued, the applier decides"
+    );
+    assert_eq!(writes.len(), 1);
 }

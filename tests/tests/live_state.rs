@@ -1,0 +1,270 @@
+//! What the applier publishes for the handler and how the two behave
+//! together: the real applier process (against the Plesk emulator) and the
+//! real component (served by `wasmtime serve`) sharing one state and queue.
+//! The window in which an update is being applied, the per-host change limit,
+//! and who may read the published state.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+use std::time::Duration;
+
+use dyndns_tests::{TestEnv, credential, wait_for};
+
+const SECRET: &str = "home-secret-0123456789abcdef";
+
+fn config(applier_extra: &str) -> TestEnv {
+    let body = format!(
+        r#"
+zones = ["dyn.example.com"]
+[[hosts]]
+name = "home.dyn.example.com"
+types = ["A"]
+[[users]]
+name = "home"
+credential = "{}"
+hosts = ["home.dyn.example.com"]
+"#,
+        credential(SECRET)
+    );
+    let env = TestEnv::new(
+        &body,
+        &format!(
+            "interval = \"100ms\"\nretry_initial = \"200ms\"\nretry_max = \"1s\"\n{applier_extra}"
+        ),
+    );
+    env.set_zones(&[(
+        "dyn.example.com",
+        &[
+            ("dyn.example.com.", "NS", "ns1.example.com."),
+            ("home.dyn.example.com.", "A", "192.0.2.1"),
+        ],
+    )]);
+    env
+}
+
+fn update(server: &dyndns_tests::Server, ip: &str) -> String {
+    server
+        .get(
+            &format!("/nic/update?hostname=home.dyn.example.com&myip={ip}"),
+            Some(("home", SECRET)),
+            &[("spin-client-addr", "203.0.113.44:5000")],
+        )
+        .body
+}
+
+#[test]
+fn a_request_for_the_old_address_during_a_change_is_not_lost() {
+    // The applier has claimed an entry (198.51.100.7) and is busy in Plesk;
+    // the router flips back to the address still in the zone. That request
+    // must be queued (good), not answered nochg against the address about to
+    // be replaced, or the zone ends at the wrong address.
+    let mut env = config("");
+    env.applier_env
+        .push(("PLESK_EMU_LATENCY_MS".into(), "1500".into()));
+    env.publish();
+    let server = env.serve();
+    // the applier confirms 192.0.2.1 first, so the view knows it
+    assert_eq!(update(&server, "192.0.2.1"), "good 192.0.2.1\n");
+    let out = env.run_applier(&["--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(update(&server, "192.0.2.1"), "nochg 192.0.2.1\n");
+
+    assert_eq!(update(&server, "198.51.100.7"), "good 198.51.100.7\n");
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(
+        wait_for(Duration::from_secs(20), || env
+            .events()
+            .iter()
+            .any(|e| e.event == "start" && e.command() == "--del")),
+        "the change never started: {}",
+        applier.log()
+    );
+    assert!(env.queue_files("new").is_empty(), "claimed");
+    assert_eq!(
+        update(&server, "192.0.2.1"),
+        "good 192.0.2.1\n",
+        "queued, not nochg"
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || env.addresses(
+            "dyn.example.com",
+            "home.dyn.example.com.",
+            "A"
+        ) == vec!["192.0.2.1"]
+            && env.queue_files("new").is_empty()
+            && env.queue_files("cur").is_empty()),
+        "the newest request wins: {:?}\n{}",
+        env.zone("dyn.example.com"),
+        applier.log()
+    );
+    // settled: the view knows the address again
+    assert!(wait_for(Duration::from_secs(5), || update(
+        &server,
+        "192.0.2.1"
+    ) == "nochg 192.0.2.1\n"));
+    applier.terminate();
+    applier.wait_timeout(Duration::from_secs(10));
+}
+
+#[test]
+fn a_host_over_its_change_limit_is_answered_abuse_and_nothing_is_lost() {
+    let env = config("host_change_limit = 2\nhost_change_window = \"1h\"");
+    env.publish();
+    let server = env.serve();
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(update(&server, ip), format!("good {ip}\n"));
+        let out = env.run_applier(&["--once"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let record = env.host_record("home.dyn.example.com").unwrap();
+    assert_eq!(record["history"].as_array().unwrap().len(), 2);
+    assert!(
+        record["limited_until"].is_string(),
+        "the second change used up the allowance: {record}"
+    );
+    // the same address as the zone's is still nochg
+    assert_eq!(update(&server, "198.51.100.2"), "nochg 198.51.100.2\n");
+    // the handler now answers abuse for a change, keeps it queued, logs it
+    assert_eq!(update(&server, "198.51.100.3"), "abuse\n");
+    assert_eq!(
+        env.pending("home.dyn.example.com", "A")
+            .unwrap()
+            .address
+            .to_string(),
+        "198.51.100.3"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("rate limit exceeded client=203.0.113.44 user=\"home\" host=\"home.dyn.example.com\" until="),
+        "{log}"
+    );
+    // the line fail2ban's dyndns-abuse filter matches (and nothing else)
+    let log_file = env.dir.path().join("handler.log");
+    fs::write(&log_file, &log).unwrap();
+    let out = Command::new(dyndns_tests::program("fail2ban-regex"))
+        .args(["--out", "ip"])
+        .arg(&log_file)
+        .arg(dyndns_tests::root().join("deploy/fail2ban/filter.d/dyndns-abuse.conf"))
+        .output()
+        .expect("fail2ban-regex (run scripts/test-deps.sh)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "203.0.113.44");
+    // repeated, it is the newest known address (queued): nochg, as without a limit
+    assert_eq!(update(&server, "198.51.100.3"), "nochg 198.51.100.3\n");
+    // the applier holds the change back (exit 3: left for later), no Plesk change
+    let before = env.calls_of("--add").len();
+    let out = env.run_applier(&["--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert!(log.contains("change limit reached"), "{log}");
+    assert_eq!(env.calls_of("--add").len(), before);
+    assert_eq!(env.queue_files("cur").len(), 1, "kept, not dropped");
+    assert_eq!(
+        env.addresses("dyn.example.com", "home.dyn.example.com.", "A"),
+        vec!["198.51.100.2"]
+    );
+    // status says why it waits
+    let status = env.run_applier(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("over the change limit"), "{text}");
+    // going back to the zone's address cancels the held-back change
+    assert_eq!(update(&server, "198.51.100.2"), "good 198.51.100.2\n");
+    let out = env.run_applier(&["--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.calls_of("--add").len(),
+        before,
+        "nothing to change in Plesk"
+    );
+    assert!(env.queue_files("cur").is_empty() && env.queue_files("new").is_empty());
+}
+
+#[test]
+fn the_published_state_is_not_readable_by_other_local_users() {
+    // Issue 9, finding 6: user names, grants, credential hashes and
+    // addresses were world-readable (0644 files in 0755 directories).
+    let env = config("");
+    env.enqueue("home.dyn.example.com", "A", "198.51.100.7");
+    let out = env.run_applier(&["--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gid = fs::metadata(env.queue.join("new")).unwrap().gid();
+    let mut checked = 0;
+    for entry in walk(&env.state) {
+        let meta = fs::symlink_metadata(&entry).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(
+            mode & 0o007,
+            0,
+            "{} is open to others ({mode:o})",
+            entry.display()
+        );
+        assert_eq!(
+            meta.gid(),
+            gid,
+            "{} has the handler's group",
+            entry.display()
+        );
+        if meta.is_dir() {
+            assert_eq!(mode, 0o750, "{}", entry.display());
+        } else if !entry
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            assert_eq!(mode, 0o640, "{}", entry.display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 6, "walked {checked} items");
+    // and a real unprivileged user cannot read a view file
+    if rustix::process::geteuid().is_root() {
+        // the temporary directory itself is 0700: open it as a real
+        // deployment's /var/lib/dyndns is (0755)
+        fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let view = env.state.join("view/settings.json");
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(&view)
+            .output()
+            .expect("setpriv (util-linux)");
+        assert!(!out.status.success(), "nobody read {}", view.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Permission denied"), "{err}");
+    } else {
+        eprintln!(
+            "SKIPPED part of the_published_state_is_not_readable_by_other_local_users: needs root"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
