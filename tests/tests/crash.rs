@@ -48,12 +48,22 @@ fn env() -> TestEnv {
 /// Waits until every emulator call that started has ended (an orphaned
 /// Plesk call finishes after the applier died, as it would for real).
 fn wait_for_orphans(env: &TestEnv) {
+    // A call the killed applier had just spawned logs its start a moment
+    // later: the counts must agree and stay so for a while.
+    let settled = || {
+        let ev = env.events();
+        ev.iter().filter(|e| e.event == "start").count()
+            == ev.iter().filter(|e| e.event == "end").count()
+    };
+    for _ in 0..2 {
+        assert!(
+            wait_for(Duration::from_secs(10), settled),
+            "an emulator call never ended"
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
     assert!(
-        wait_for(Duration::from_secs(10), || {
-            let ev = env.events();
-            ev.iter().filter(|e| e.event == "start").count()
-                == ev.iter().filter(|e| e.event == "end").count()
-        }),
+        wait_for(Duration::from_secs(10), settled),
         "an emulator call never ended"
     );
 }
@@ -78,15 +88,28 @@ fn crashed_between_del_and_add() -> TestEnv {
     env
 }
 
-/// Kills the `--add` calls still hanging (as a crashed machine would lose them).
+/// Kills the `--add` calls still hanging (as a crashed machine would lose
+/// them). An emulator process logs its start only once it runs, so one the
+/// killed applier had just spawned shows up a moment later: keep looking
+/// until the log has been quiet for a while.
 fn kill_hung_adds(env: &TestEnv) {
-    for e in env
-        .events()
-        .iter()
-        .filter(|e| e.event == "start" && e.command() == "--add")
-    {
-        if let Some(pid) = rustix::process::Pid::from_raw(e.pid as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let mut quiet_since = Instant::now();
+    let mut seen = env.events().len();
+    while quiet_since.elapsed() < Duration::from_millis(500) {
+        for e in env
+            .events()
+            .iter()
+            .filter(|e| e.event == "start" && e.command() == "--add")
+        {
+            if let Some(pid) = rustix::process::Pid::from_raw(e.pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+        let now = env.events().len();
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
         }
     }
 }
@@ -132,11 +155,17 @@ fn assert_converged(env: &TestEnv, h2_expected: &str, context: &str) {
         "{context}: {:?}",
         env.queue_files("failed")
     );
-    let journal: Vec<_> = std::fs::read_dir(env.private.join("journal"))
-        .map(|d| d.count())
-        .into_iter()
-        .collect();
-    assert_eq!(journal, vec![0], "{context}: journal not empty");
+    let journal: Vec<String> = std::fs::read_dir(env.private.join("journal"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        journal.is_empty(),
+        "{context}: journal not empty: {journal:?}"
+    );
 }
 
 fn restart_and_check(env: &TestEnv, newer_h2: bool, context: &str) {
