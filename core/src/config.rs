@@ -18,6 +18,7 @@ use crate::authorization::{Grant, host_named_by_user};
 use crate::credential::{Credential, CredentialError};
 use crate::hostname::{Hostname, HostnameError};
 use crate::record_type::RecordType;
+use crate::untrusted_text::is_unsafe_char;
 
 /// Where the applier looks for the config when none is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/dyndns/dyndns.toml";
@@ -1084,15 +1085,20 @@ fn proxy_secret_problem(secret: &str) -> Option<&'static str> {
     }
 }
 
-fn user_name_problem(name: &str) -> Option<&'static str> {
+/// What is wrong with a user name (`None` when it is fine): the rule for
+/// `[[users]] name`, applied again to the `user` of every queue entry.
+/// Basic authentication must be able to carry it (no `:`), and it must be
+/// safe in logs, mails and on a terminal (no spaces, no control or
+/// invisible characters).
+pub fn user_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("must not be empty")
     } else if name.chars().count() > 128 {
         Some("is longer than 128 characters")
     } else if name.contains(':') {
         Some("must not contain ':' (HTTP Basic authentication cannot carry it)")
-    } else if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        Some("must not contain spaces or control characters")
+    } else if name.chars().any(|c| c.is_whitespace() || is_unsafe_char(c)) {
+        Some("must not contain spaces, control or invisible characters")
     } else {
         None
     }

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::address::{AddressError, check_publishable};
+use crate::config::user_name_problem;
 use crate::hostname::Hostname;
 use crate::record_type::RecordType;
+use crate::untrusted_text::escape;
 
 /// Where the handler writes entries before renaming them into `new/`.
 pub const TMP_DIR: &str = "tmp";
@@ -93,6 +95,14 @@ pub enum EntryError {
     /// The address must not be published.
     #[error("{0}")]
     Address(#[from] AddressError),
+    /// The user is not a valid user name (see [`user_name_problem`]).
+    #[error("entry's user \"{user}\" is not a valid user name: it {reason}")]
+    BadUser {
+        /// The user, escaped.
+        user: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// Why a file name in the queue is not one of ours.
@@ -208,6 +218,12 @@ impl QueueEntry {
             });
         }
         check_publishable(entry.address)?;
+        if let Some(reason) = user_name_problem(&entry.user) {
+            return Err(EntryError::BadUser {
+                user: escape(&entry.user).chars().take(140).collect(),
+                reason,
+            });
+        }
         Ok(entry)
     }
 }
@@ -321,6 +337,16 @@ mod tests {
             check(&good.replace("198.51.100.7", "127.0.0.1")),
             Err(EntryError::Address(_))
         ));
+        for user in ["", "eve\\u001b[2J", "a b", "x:y", "rtl\\u202e", "a\\nb"] {
+            let text = good.replace("\"alice\"", &format!("\"{user}\""));
+            assert!(
+                matches!(check(&text), Err(EntryError::BadUser { .. })),
+                "{user:?}: {:?}",
+                check(&text)
+            );
+        }
+        let err = check(&good.replace("\"alice\"", "\"eve\\u001b[2J\"")).unwrap_err();
+        assert!(!err.to_string().contains('\u{1b}'), "{err}");
         let shell = good.replace("home.dyn.example.com", "home.dyn.example.com; rm -rf /");
         assert!(matches!(check(&shell), Err(EntryError::Schema(msg)) if msg.contains("';'")));
     }

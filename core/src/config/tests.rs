@@ -205,6 +205,12 @@ fn invalid_configs_each_have_their_own_message() {
         ),
         (
             base(&format!(
+                "[[users]]\nname = \"eve\\u202Eevil\"\ncredential = \"{CRED}\""
+            )),
+            "must not contain spaces, control or invisible characters",
+        ),
+        (
+            base(&format!(
                 "[[users]]\nname = \"alice\"\ncredential = \"{CRED}\"\nhosts = [\"home.dyn.example.com\"]"
             )),
             "user \"alice\" is already defined",
@@ -395,4 +401,24 @@ fn admin_users_and_change_limit() {
     assert!(
         one_problem(&base("[applier]\nhost_change_window = \"0s\"")).contains("longer than zero")
     );
+}
+
+#[test]
+fn user_name_rule_is_public_for_queue_entries() {
+    for good in ["alice", "home@dyn.example.com", "Jürgen", "a-b_c.d"] {
+        assert_eq!(user_name_problem(good), None, "{good:?}");
+    }
+    for bad in [
+        "",
+        "a:b",
+        "a b",
+        "a\nb",
+        "eve\u{1b}[2J",
+        "x\u{202e}y",
+        "zero\u{200b}width",
+        "nel\u{85}",
+    ] {
+        assert!(user_name_problem(bad).is_some(), "{bad:?}");
+    }
+    assert!(user_name_problem(&"a".repeat(129)).is_some());
 }
