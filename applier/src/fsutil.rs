@@ -102,6 +102,19 @@ fn write_replace(
     result
 }
 
+/// Creates `path` with `bytes`, failing if anything (a file, a planted
+/// symlink) already has that name: `O_CREAT|O_EXCL|O_NOFOLLOW`, so root
+/// never writes through a link or into someone else's file.
+pub fn create_new_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
 /// Why a queue file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum UntrustedReadError {
@@ -291,6 +304,30 @@ mod tests {
             read_untrusted(&fifo, 10),
             Err(UntrustedReadError::NotRegular("FIFO"))
         ));
+    }
+
+    #[test]
+    fn new_files_never_follow_or_reuse_a_planted_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let planted = dir.path().join("note.reason");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let err = create_new_file(&planted, b"reason", 0o600).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let dangling = dir.path().join("dangling.reason");
+        std::os::unix::fs::symlink(dir.path().join("would-be-created"), &dangling).unwrap();
+        assert!(create_new_file(&dangling, b"reason", 0o600).is_err());
+        assert!(!dir.path().join("would-be-created").exists());
+        let fresh = dir.path().join("fresh.reason");
+        create_new_file(&fresh, b"reason", 0o600).unwrap();
+        assert_eq!(fs::read(&fresh).unwrap(), b"reason");
+        assert_eq!(
+            fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(create_new_file(&fresh, b"again", 0o600).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod backend;
 mod batch;
 mod config_file;
+mod failed_area;
 mod fsutil;
 mod instance_lock;
 mod journal;

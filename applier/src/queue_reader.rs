@@ -1,8 +1,9 @@
 //! Reading the queue as untrusted input. Pending entries are claimed by a
 //! rename from `new/` into `cur/` (root's directory) before they are read;
 //! anything that is not a regular, singly linked, small file with a valid
-//! name and content is moved to `failed/` with a `.reason` file. Symlinks
-//! are moved as links: their targets are never opened, moved or deleted.
+//! name and content is moved to `failed/` under a name the applier makes,
+//! with a note (see [`crate::failed_area`]). Symlinks are moved as links:
+//! their targets are never opened, moved or deleted.
 
 use std::collections::HashSet;
 use std::fs;
@@ -13,10 +14,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 use dyndns_core::config::Config;
 use dyndns_core::queue::{self, EntryName, QueueEntry};
+use dyndns_core::untrusted_text::{escape, escape_bytes};
 use rustix::fs::{CWD, RenameFlags};
 use tracing::{debug, error, warn};
 use walkdir::WalkDir;
 
+pub use crate::failed_area::move_to_failed;
 use crate::fsutil::{kind_of, read_untrusted};
 use crate::layout::Layout;
 
@@ -60,17 +63,6 @@ fn claim_id() -> String {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// A name safe to reuse in `failed/`: short, plain ASCII.
-fn safe_name(name: &str) -> Option<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    ok.then_some(name)
 }
 
 /// Which queue directory an item was found in.
@@ -211,7 +203,7 @@ impl<'a> QueueReader<'a> {
 
     /// Moves a bad item to `failed/` with a reason file beside it.
     fn reject(&self, path: &Path, out: &mut Collected, shown: &str, reason: String) {
-        warn!(item = %shown, %reason, "rejected queue item");
+        warn!(item = %shown, reason = %escape(&reason), "rejected queue item");
         if let Err(e) = move_to_failed(self.layout, path, &reason) {
             error!(item = %shown, "could not move the rejected item to failed/: {e}");
         }
@@ -268,46 +260,10 @@ fn list_dir(dir: &Path) -> impl Iterator<Item = DirItem> {
         })
 }
 
-/// The item's path for humans (escaped).
+/// The item's path for humans, escaped (see [`escape_bytes`]).
 pub fn display_name(path: &Path) -> String {
-    format!("{:?}", path.display().to_string())
-        .trim_matches('"')
-        .to_string()
-}
-
-/// Moves `path` (file, directory, symlink, FIFO: as it is) into `failed/`
-/// and writes the reason next to it.
-pub fn move_to_failed(layout: &Layout, path: &Path, reason: &str) -> Result<PathBuf> {
-    let original = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let base = safe_name(&original)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("rejected-{}", claim_id()));
-    let mut target = layout.failed.join(&base);
-    let mut n = 0;
-    while fs::symlink_metadata(&target).is_ok()
-        || fs::symlink_metadata(reason_path(&target)).is_ok()
-    {
-        n += 1;
-        target = layout.failed.join(format!("{base}.{n}"));
-    }
-    rustix::fs::renameat_with(CWD, path, CWD, &target, RenameFlags::NOREPLACE)?;
-    let text = format!(
-        "item: {}\nreason: {}\nrejected: {}\n",
-        display_name(path),
-        reason,
-        humantime::format_rfc3339_seconds(SystemTime::now())
-    );
-    fs::write(reason_path(&target), text)?;
-    Ok(target)
-}
-
-fn reason_path(target: &Path) -> PathBuf {
-    let mut s = target.as_os_str().to_owned();
-    s.push(queue::REASON_SUFFIX);
-    PathBuf::from(s)
+    use std::os::unix::ffi::OsStrExt;
+    escape_bytes(path.as_os_str().as_bytes())
 }
 
 /// The host and record type of every entry waiting in `new/` or `cur/`,

@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 use crate::backend::PleskCli;
 use crate::batch::{Batch, BatchReport};
 use crate::config_file::{self, LoadedConfig};
+use crate::failed_area::FailedArea;
 use crate::instance_lock::{self, InstanceLock};
 use crate::journal::Journal;
 use crate::layout::Layout;
@@ -62,6 +63,7 @@ struct Loop {
     lock: Option<InstanceLock>,
     shown: HashSet<String>,
     last_tmp_clean: Option<Instant>,
+    failed: FailedArea,
     notifier: Option<Notifier>,
     metrics: Metrics,
     states: HostStates,
@@ -91,6 +93,7 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
     let flags = signals::install(thread::current())?;
     let states = HostStates::load(&layout, &loaded.config);
     let publisher = Publisher::new(&loaded.config);
+    let failed = FailedArea::new(&layout);
     let mut this = Loop {
         loaded,
         layout,
@@ -100,6 +103,7 @@ pub fn run(config_path: &Path, opts: RunOptions) -> Result<i32> {
         lock: None,
         shown: HashSet::new(),
         last_tmp_clean: None,
+        failed,
         notifier: None,
         metrics: Metrics::default(),
         states,
@@ -275,6 +279,9 @@ impl Loop {
                     clean_tmp(&self.layout, TMP_MAX_AGE);
                     self.last_tmp_clean = Some(Instant::now());
                 }
+                if !self.opts.dry_run {
+                    self.failed.prune_if_due();
+                }
             }
             let config = &self.loaded.config;
             let mut backend =
@@ -305,6 +312,9 @@ impl Loop {
                     continue;
                 }
             };
+            if !self.opts.dry_run {
+                self.failed.added(report.rejected);
+            }
             self.report(&report);
             if let Some(n) = &self.notifier
                 && !report.applied.is_empty()
@@ -352,23 +362,16 @@ impl Loop {
             return;
         }
         self.metrics.record_batch(report, calls);
-        let count = |dir: &Path, skip_reasons: bool| -> u64 {
+        let count = |dir: &Path| -> u64 {
             std::fs::read_dir(dir)
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .filter(|e| {
-                            !(skip_reasons
-                                && e.file_name()
-                                    .to_string_lossy()
-                                    .ends_with(dyndns_core::queue::REASON_SUFFIX))
-                        })
-                        .count() as u64
-                })
+                .map(|d| d.filter_map(Result::ok).count() as u64)
                 .unwrap_or(0)
         };
-        let depth = count(&self.layout.new, false) + count(&self.layout.cur, false);
+        // The queue's size is the batch's own work; failed/ is counted, not
+        // listed again.
+        let depth = count(&self.layout.new) + count(&self.layout.cur);
         self.metrics
-            .set_queue(depth, count(&self.layout.failed, true));
+            .set_queue(depth, self.failed.items().unwrap_or_default());
         if let Some(n) = &self.notifier {
             self.metrics.set_notify(n.stats());
         }

@@ -1,13 +1,15 @@
 //! `dyndns-applier status`: what is pending, what failed and why, which
-//! changes were interrupted, and what was applied. Reads only.
+//! changes were interrupted, and what was applied. Reads only, and reads
+//! queue files only through the careful reader; every piece of text that
+//! came from the queue is escaped before it reaches the terminal.
 
-use std::fs;
 use std::io::Write;
 
 use anyhow::Result;
-use dyndns_core::queue::REASON_SUFFIX;
+use dyndns_core::untrusted_text::escape;
 
 use crate::config_file::LoadedConfig;
+use crate::failed_area::list_failed;
 use crate::instance_lock;
 use crate::journal::Journal;
 use crate::layout::Layout;
@@ -53,7 +55,7 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
             e.entry.record_type.as_str(),
             e.entry.address.to_string(),
             ago(e.entry.requested_at),
-            e.entry.user
+            escape(&e.entry.user)
         )?;
         if let Some(r) = retry.get(&key) {
             write!(
@@ -67,39 +69,39 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
                     ),
                     Err(_) => "now".to_string(),
                 },
-                r.last_error
+                escape(&r.last_error)
             )?;
         }
         writeln!(out)?;
     }
     for (item, reason) in &collected.rejected {
-        writeln!(out, "  {item}: will be rejected: {reason}")?;
+        writeln!(
+            out,
+            "  {}: will be rejected: {}",
+            escape(item),
+            escape(reason)
+        )?;
     }
 
-    let mut failed: Vec<(String, String)> = Vec::new();
-    if let Ok(dir) = fs::read_dir(&layout.failed) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(item) = name.strip_suffix(REASON_SUFFIX) {
-                let text = fs::read_to_string(entry.path()).unwrap_or_default();
-                let reason = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("reason: "))
-                    .unwrap_or("(no reason recorded)")
-                    .to_string();
-                failed.push((item.to_string(), reason));
-            }
-        }
-    }
-    failed.sort();
+    let failed = list_failed(&layout);
     writeln!(
         out,
         "\nfailed ({}) in {}:",
         failed.len(),
         layout.failed.display()
     )?;
-    for (item, reason) in &failed {
-        writeln!(out, "  {item}: {reason}")?;
+    for f in &failed {
+        match &f.note {
+            Ok(note) => writeln!(
+                out,
+                "  {}: {} rejected {}: {}",
+                f.name,
+                escape(&note.item),
+                ago(note.rejected_at),
+                escape(&note.reason)
+            )?,
+            Err(why) => writeln!(out, "  {}: ({})", f.name, escape(why))?,
+        }
     }
 
     let notes = Journal::new(layout.journal.clone())

@@ -12,6 +12,7 @@ pub mod basic_auth;
 pub mod client_address;
 pub mod config;
 pub mod credential;
+pub mod failed;
 pub mod hostname;
 pub mod queue;
 pub mod record_type;

@@ -5,7 +5,8 @@
 //! - `new/`: pending entries, one per host and type (`<host>_<TYPE>.json`),
 //!   renamed in from `tmp/` so a newer update atomically replaces an older one;
 //! - `cur/`: entries the applier has claimed (`<host>_<TYPE>.<claim>.json`);
-//! - `failed/`: rejected entries with a `.reason` file beside each.
+//! - `failed/`: rejected items under names the applier makes, each with a
+//!   note (see [`crate::failed`]).
 //!
 //! The handler (web side) can write `tmp/` and `new/`, so the applier treats
 //! every byte and every name here as untrusted.
@@ -30,8 +31,6 @@ pub const NEW_DIR: &str = "new";
 pub const CUR_DIR: &str = "cur";
 /// Rejected entries and their reasons.
 pub const FAILED_DIR: &str = "failed";
-/// Suffix of the reason file next to a failed entry.
-pub const REASON_SUFFIX: &str = ".reason";
 /// Largest entry file the applier reads.
 pub const MAX_ENTRY_BYTES: u64 = 4096;
 /// The current entry format version.

@@ -207,20 +207,38 @@ fn hostile_items_are_rejected_and_good_entries_applied() {
         "{:?}",
         env.queue_files("cur")
     );
+    // every item under a name the applier made, with a note beside it
+    // recording the original name (escaped)
     let failed = env.queue.join("failed");
     let mut reasons = String::new();
+    let mut origins: BTreeMap<String, String> = BTreeMap::new();
     let mut items = 0;
     for f in env.queue_files("failed") {
-        if f.ends_with(".reason") {
-            reasons.push_str(&fs::read_to_string(failed.join(&f)).unwrap());
+        if let Some(id) = f.strip_suffix(".reason") {
+            assert!(
+                fs::symlink_metadata(failed.join(format!("{id}.item"))).is_ok(),
+                "{f} has no item"
+            );
+            let note: serde_json::Value =
+                serde_json::from_slice(&fs::read(failed.join(&f)).unwrap()).unwrap();
+            reasons.push_str(note["reason"].as_str().unwrap());
+            reasons.push('\n');
+            origins.insert(note["item"].as_str().unwrap().to_string(), id.to_string());
         } else {
+            let id = f
+                .strip_suffix(".item")
+                .expect("only .item and .reason names");
             items += 1;
             assert!(
-                failed.join(format!("{f}.reason")).exists(),
+                failed.join(format!("{id}.reason")).exists(),
                 "{f} has no reason file"
             );
         }
     }
+    assert!(
+        origins.contains_key("new/bad\\xffname_A.json"),
+        "{origins:?}"
+    );
     assert_eq!(items, 17, "{:?}\n{reasons}", env.queue_files("failed"));
     for expected in [
         "is a symbolic link, not a regular file",
@@ -241,7 +259,10 @@ fn hostile_items_are_rejected_and_good_entries_applied() {
         );
     }
     // moved symlinks are still symlinks, pointing where they pointed
-    let moved_link = failed.join("victim.dyn.example.com_A.json");
+    let moved_link = failed.join(format!(
+        "{}.item",
+        origins["new/victim.dyn.example.com_A.json"]
+    ));
     assert!(
         fs::symlink_metadata(&moved_link)
             .unwrap()
