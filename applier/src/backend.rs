@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dyndns_core::untrusted_text::escape;
 use dyndns_core::{Hostname, RecordType};
 
 use crate::process::{self, RunError};
@@ -56,7 +57,7 @@ pub enum BackendError {
         command: String,
         /// Exit code, or -1 for a signal.
         code: i32,
-        /// What it printed on stderr (or stdout).
+        /// What it printed on stderr (or stdout), escaped and shortened.
         message: String,
     },
     /// The command did not finish in time, or could not be started.
@@ -175,7 +176,7 @@ impl PleskCli {
         BackendError::Failed {
             command: self.command_line(args),
             code: f.code.unwrap_or(-1),
-            message: text.trim().chars().take(500).collect(),
+            message: escape(text.trim()).chars().take(500).collect(),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use dyndns_core::config::{EmailConfig, NotifyConfig, SmtpSecurity, WebhookConfig};
+use dyndns_core::untrusted_text::escape;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -49,7 +50,7 @@ pub struct Notification {
     pub zone: String,
     /// The record changes.
     pub changes: Vec<RecordChangeNote>,
-    /// Who asked.
+    /// Who asked (escaped: it comes from the queue).
     pub user: String,
     /// From where.
     pub client: Option<IpAddr>,
@@ -100,7 +101,7 @@ pub fn notifications(changes: &[Change]) -> Vec<Notification> {
                 text: format!("{host}: {}", parts.join(", ")),
                 host,
                 changes,
-                user: last.user.clone(),
+                user: escape(&last.user).into_owned(),
                 client: last.client,
                 applied_at: humantime::format_rfc3339_seconds(last.applied_at).to_string(),
             }

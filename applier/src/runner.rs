@@ -8,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
+use dyndns_core::untrusted_text::escape;
 use tracing::{debug, error, info, warn};
 
 use crate::backend::PleskCli;
@@ -384,7 +385,7 @@ impl Loop {
         let mut new_lines = false;
         for line in &report.dry_run_lines {
             if self.shown.insert(line.clone()) {
-                println!("DRY RUN: {line}");
+                println!("DRY RUN: {}", escape(line));
                 new_lines = true;
             }
         }
