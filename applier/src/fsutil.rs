@@ -22,14 +22,6 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     write_replace(path, bytes, mode, None, true)
 }
 
-/// Writes `bytes` to `path` atomically but without flushing: readers never
-/// see a partial file, a crash may lose the write. For advisory files (the
-/// applied state, the heartbeat, metrics) whose loss costs nothing but a
-/// repeated check, and which would otherwise cost two disk flushes each.
-pub fn atomic_write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    write_replace(path, bytes, mode, None, false)
-}
-
 /// Who may read a file the applier writes: its mode and, when set, the
 /// group it is given (the handler's group, for the state it reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +32,11 @@ pub struct Access {
     pub gid: Option<u32>,
 }
 
-/// Like [`atomic_write_unsynced`], giving the file `access` before it
-/// becomes visible under its name.
+/// Writes `bytes` to `path` atomically but without flushing, giving the
+/// file `access` before it becomes visible under its name: readers never
+/// see a partial file, a crash may lose the write. For advisory files (the
+/// applied state, the heartbeat, the view) whose loss costs nothing but a
+/// repeated check, and which would otherwise cost two disk flushes each.
 pub fn atomic_write_unsynced_as(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     write_replace(path, bytes, access.mode, access.gid, false)
 }
@@ -113,6 +108,61 @@ pub fn create_new_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .custom_flags((OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32)
         .open(path)?;
     file.write_all(bytes)
+}
+
+/// Replaces the file `name` in the directory `dir`, which may belong to
+/// another user (node_exporter's textfile directory): the directory is
+/// opened without following a symlink in its last component and refused
+/// when others may write to it without the sticky bit (they could swap the
+/// file); the temporary file is created relative to that directory with
+/// `O_EXCL|O_NOFOLLOW` and renamed over `name` there, which replaces a
+/// planted link instead of writing through it. Not flushed (see
+/// [`atomic_write_unsynced_as`]).
+pub fn replace_in_dir(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => io::Error::other(format!(
+            "{} is a symbolic link or not a directory; refusing to write there",
+            dir.display()
+        )),
+        e => io::Error::from(e),
+    })?;
+    let stat = rustix::fs::fstat(&dir_fd)?;
+    let perm = stat.st_mode & 0o7777;
+    if perm & 0o002 != 0 && perm & 0o1000 == 0 {
+        return Err(io::Error::other(format!(
+            "{} is writable by others without the sticky bit (anyone could replace the file); fix with: chmod o-w {}",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    let tmp = format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let result = (|| {
+        let fd = rustix::fs::openat(
+            &dir_fd,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        let mut file = File::from(fd);
+        file.write_all(bytes)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
+        drop(file);
+        rustix::fs::renameat(&dir_fd, &tmp, &dir_fd, name)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir_fd, &tmp, rustix::fs::AtFlags::empty());
+    }
+    result
 }
 
 /// Why a queue file was not read.
@@ -328,6 +378,37 @@ mod tests {
             0o600
         );
         assert!(create_new_file(&fresh, b"again", 0o600).is_err());
+    }
+
+    #[test]
+    fn replace_in_dir_refuses_linked_or_open_directories() {
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = replace_in_dir(&link, "m.prom", b"x", 0o644).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(fs::read_dir(&real).unwrap().count(), 0);
+
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = replace_in_dir(&real, "m.prom", b"x", 0o644).unwrap_err();
+        assert!(err.to_string().contains("writable by others"), "{err}");
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o1777)).unwrap();
+        let victim = base.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, real.join("m.prom")).unwrap();
+        replace_in_dir(&real, "m.prom", b"metrics", 0o644).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let meta = fs::symlink_metadata(real.join("m.prom")).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::read(real.join("m.prom")).unwrap(), b"metrics");
+        assert_eq!(
+            fs::read_dir(&real).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]

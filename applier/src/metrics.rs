@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 use crate::batch::BatchReport;
-use crate::fsutil::atomic_write_unsynced;
+use crate::fsutil::replace_in_dir;
 use crate::notify::NotifyStats;
 
 /// Upper bounds of the Plesk call latency histogram, in seconds.
@@ -190,12 +190,18 @@ impl Metrics {
         s
     }
 
-    /// Writes the textfile atomically.
+    /// Writes the textfile atomically. Its directory may belong to another
+    /// user (node_exporter's); see [`replace_in_dir`] for how root avoids
+    /// writing through a link planted there.
     pub fn write(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent() {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+        else {
+            anyhow::bail!("{} does not name a file in a directory", path.display());
+        };
+        if std::fs::symlink_metadata(dir).is_err() {
             std::fs::create_dir_all(dir)?;
         }
-        atomic_write_unsynced(path, self.render().as_bytes(), 0o644)?;
+        replace_in_dir(dir, name, self.render().as_bytes(), 0o644)?;
         Ok(())
     }
 }
