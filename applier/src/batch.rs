@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime};
 use anyhow::Result;
 use dyndns_core::config::Config;
 use dyndns_core::queue::{QueueEntry, record_key};
+use dyndns_core::untrusted_text::escape;
 use dyndns_core::{Hostname, RecordType};
 use tracing::{debug, error, info, warn};
 
@@ -194,16 +195,17 @@ impl<B: DnsBackend> Batch<'_, B> {
         }
 
         let mut work: Vec<Work> = Vec::new();
-        for (_, e) in newest {
+        for (key, e) in newest {
             let Some(host) = self.config.host(&e.entry.host) else {
                 continue;
             };
-            let label = e
-                .entry
-                .host
-                .label_in_zone(&host.zone)
-                .unwrap_or_default()
-                .to_string();
+            let label = match label_in(&e.entry.host, &host.zone) {
+                Ok(label) => label,
+                Err(reason) => {
+                    self.reject(&key, Some(&e), &reason, &mut report);
+                    continue;
+                }
+            };
             work.push(Work {
                 host: e.entry.host.clone(),
                 record_type: e.entry.record_type,
@@ -220,18 +222,20 @@ impl<B: DnsBackend> Batch<'_, B> {
             if queued.contains(&key) {
                 continue;
             }
-            match self.config.host(&note.host) {
-                Some(host)
-                    if self.config.zone_allowed(&host.zone)
-                        && host.types.contains(&note.record_type) =>
-                {
+            let host = self.config.host(&note.host).filter(|host| {
+                self.config.zone_allowed(&host.zone) && host.types.contains(&note.record_type)
+            });
+            match host.map(|host| (host, label_in(&note.host, &host.zone))) {
+                Some((_, Err(reason))) => {
+                    error!(host = %note.host, "cannot repair an interrupted change: {reason}; dropping the journal note");
+                    if !self.dry_run {
+                        self.journal.finish(&note.host, note.record_type)?;
+                    }
+                }
+                Some((host, Ok(label))) => {
                     warn!(host = %note.host, record_type = %note.record_type, "repairing an interrupted change");
                     work.push(Work {
-                        label: note
-                            .host
-                            .label_in_zone(&host.zone)
-                            .unwrap_or_default()
-                            .to_string(),
+                        label,
                         zone: host.zone.clone(),
                         host: note.host.clone(),
                         record_type: note.record_type,
@@ -288,23 +292,7 @@ impl<B: DnsBackend> Batch<'_, B> {
                     Ok(Outcome::Applied(change)) => report.applied.push(change),
                     Ok(Outcome::Unchanged) => report.unchanged += 1,
                     Ok(Outcome::Rejected(reason)) => {
-                        report.rejected += 1;
-                        self.retry.clear(&w.key());
-                        if self.dry_run {
-                            report
-                                .dry_run_lines
-                                .push(format!("would reject {}: {reason}", w.key()));
-                        } else {
-                            warn!(host = %w.host, record_type = %w.record_type, %reason, "update rejected");
-                            if let Some(e) = &w.entry
-                                && let Err(err) = move_to_failed(self.layout, &e.path, &reason)
-                            {
-                                error!(
-                                    "could not move {} to failed/: {err}",
-                                    display_name(&e.path)
-                                );
-                            }
-                        }
+                        self.reject(&w.key(), w.entry.as_ref(), &reason, &mut report);
                     }
                     Ok(Outcome::Deferred(msg)) => self.defer(&w, &msg, &mut report),
                     Ok(Outcome::Limited(until)) => self.hold_back(&w, until, &mut report),
@@ -393,6 +381,33 @@ impl<B: DnsBackend> Batch<'_, B> {
             warn!(host = %w.host, record_type = %w.record_type, "change limit reached: {msg}");
         }
         self.retry.postpone(&w.key(), until, msg);
+    }
+
+    /// A permanent failure: the entry (if any) goes to `failed/`.
+    fn reject(
+        &mut self,
+        key: &str,
+        entry: Option<&ValidEntry>,
+        reason: &str,
+        report: &mut BatchReport,
+    ) {
+        report.rejected += 1;
+        self.retry.clear(key);
+        if self.dry_run {
+            report
+                .dry_run_lines
+                .push(format!("would reject {key}: {reason}"));
+            return;
+        }
+        warn!(record = %key, reason = %escape(reason), "update rejected");
+        if let Some(e) = entry
+            && let Err(err) = move_to_failed(self.layout, &e.path, reason)
+        {
+            error!(
+                "could not move {} to failed/: {err:#}",
+                display_name(&e.path)
+            );
+        }
     }
 
     fn defer(&mut self, w: &Work, msg: &str, report: &mut BatchReport) {
@@ -602,6 +617,13 @@ impl<B: DnsBackend> Batch<'_, B> {
     }
 }
 
+/// `host`'s name relative to `zone`; never falls back to the apex.
+fn label_in(host: &Hostname, zone: &Hostname) -> Result<String, String> {
+    host.label_in_zone(zone).map(str::to_string).ok_or_else(|| {
+        format!("{host} is not inside its configured zone {zone}; refusing to guess its name there")
+    })
+}
+
 fn remove_file(path: &PathBuf) {
     if let Err(e) = fs::remove_file(path)
         && !is_not_found(&e)
@@ -609,3 +631,6 @@ fn remove_file(path: &PathBuf) {
         error!("cannot remove {}: {e}", display_name(path));
     }
 }
+
+#[cfg(test)]
+mod tests;
