@@ -68,11 +68,18 @@ fn mkfifo(path: &Path) {
     .unwrap();
 }
 
+/// What a bounded run of the applier did.
+struct BoundedRun {
+    output: std::process::Output,
+    /// The highest resident memory seen while it ran, in KiB.
+    peak_kib: u64,
+}
+
 /// Runs the applier with an address-space limit (so a runaway read fails
 /// instead of eating the machine's memory) and a deadline (so a blocking
-/// read fails the test instead of hanging it). `None` when it had to be
-/// killed.
-fn run_bounded(env: &TestEnv, args: &[&str], limit: Duration) -> Option<std::process::Output> {
+/// read fails the test instead of hanging it), sampling its resident
+/// memory while it runs. `None` when it had to be killed.
+fn run_bounded(env: &TestEnv, args: &[&str], limit: Duration) -> Option<BoundedRun> {
     let mut cmd = Command::new(program("prlimit"));
     cmd.arg(format!("--as={}", 512 * 1024 * 1024))
         .arg("--")
@@ -93,13 +100,31 @@ fn run_bounded(env: &TestEnv, args: &[&str], limit: Duration) -> Option<std::pro
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(limit) {
-        Ok(out) => Some(out.expect("applier output")),
-        Err(_) => {
-            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    let deadline = Instant::now() + limit;
+    let mut peak_kib = 0;
+    loop {
+        // prlimit execs the applier: same process id.
+        let hwm = fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        peak_kib = peak_kib.max(hwm);
+        match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(out) => {
+                return Some(BoundedRun {
+                    output: out.expect("applier output"),
+                    peak_kib,
+                });
             }
-            None
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => {
+                if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+                return None;
+            }
         }
     }
 }
@@ -149,7 +174,9 @@ fn rejected_items_never_keep_a_name_the_web_side_chose() {
     symlink(&secret, new.join("home.dyn.example.com_A.json.reason")).unwrap();
     env.enqueue("pc.dyn.example.com", "A", "198.51.100.4");
 
-    let out = run_bounded(&env, &["--once"], Duration::from_secs(60)).expect("batch hung");
+    let out = run_bounded(&env, &["--once"], Duration::from_secs(60))
+        .expect("batch hung")
+        .output;
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{log}");
     assert_eq!(
@@ -165,7 +192,9 @@ fn rejected_items_never_keep_a_name_the_web_side_chose() {
             "{name:?} in failed/ was not named by the applier: {failed:?}"
         );
     }
-    let out = run_bounded(&env, &["status"], Duration::from_secs(20)).expect("status hung");
+    let out = run_bounded(&env, &["status"], Duration::from_secs(20))
+        .expect("status hung")
+        .output;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("failed (4)"), "{stdout}");
@@ -182,34 +211,40 @@ fn rejected_items_never_keep_a_name_the_web_side_chose() {
 
 #[test]
 fn status_never_follows_blocks_on_or_slurps_a_planted_file() {
-    let env = env();
-    let (secret, secret_text) = root_only_secret(&env);
     // What an older version left in failed/ under the names the web side
     // chose: a link to a root-only file, a FIFO, a link to /dev/zero.
-    let failed = env.queue.join("failed");
-    fs::create_dir(&failed).unwrap();
-    fs::set_permissions(&failed, fs::Permissions::from_mode(0o700)).unwrap();
-    symlink(&secret, failed.join("old.reason")).unwrap();
-    mkfifo(&failed.join("old-fifo.reason"));
-    symlink("/dev/zero", failed.join("old-zero.reason")).unwrap();
-
-    let started = Instant::now();
-    let out = run_bounded(&env, &["status"], Duration::from_secs(20))
-        .expect("status hung (a FIFO was opened for reading?)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "status failed (memory limit hit reading /dev/zero?): {stderr}\n{stdout}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        !stdout.contains("TOPSECRET") && !stderr.contains("TOPSECRET"),
-        "status printed a root-only file:\n{stdout}"
-    );
-    assert!(stdout.contains("failed (3)"), "{stdout}");
-    assert!(stdout.contains("old-fifo.reason"), "{stdout}");
-    assert_eq!(fs::read_to_string(&secret).unwrap(), secret_text);
+    for case in ["link to a root-only file", "FIFO", "link to /dev/zero"] {
+        let env = env();
+        let (secret, secret_text) = root_only_secret(&env);
+        let failed = env.queue.join("failed");
+        fs::create_dir(&failed).unwrap();
+        fs::set_permissions(&failed, fs::Permissions::from_mode(0o700)).unwrap();
+        let planted = failed.join("old.reason");
+        match case {
+            "FIFO" => mkfifo(&planted),
+            "link to /dev/zero" => symlink("/dev/zero", &planted).unwrap(),
+            _ => symlink(&secret, &planted).unwrap(),
+        }
+        let started = Instant::now();
+        let run = run_bounded(&env, &["status"], Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{case}: status hung"));
+        let stdout = String::from_utf8_lossy(&run.output.stdout);
+        let stderr = String::from_utf8_lossy(&run.output.stderr);
+        assert!(run.output.status.success(), "{case}: {stderr}\n{stdout}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{case}");
+        assert!(
+            run.peak_kib < 64 * 1024,
+            "{case}: status used {} MiB",
+            run.peak_kib / 1024
+        );
+        assert!(
+            !stdout.contains("TOPSECRET") && !stderr.contains("TOPSECRET"),
+            "{case}: status printed a root-only file:\n{stdout}"
+        );
+        assert!(stdout.contains("failed (1)"), "{case}: {stdout}");
+        assert!(stdout.contains("old.reason"), "{case}: {stdout}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), secret_text);
+    }
 }
 
 #[test]
@@ -427,7 +462,7 @@ fn a_grandchild_holding_plesks_output_cannot_stall_the_applier() {
         let out = run_bounded(&env, &["--once"], Duration::from_secs(60));
         let elapsed = started.elapsed();
         kill_listed(&pids);
-        let out = out.expect("the applier never returned");
+        let out = out.expect("the applier never returned").output;
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(
             elapsed < Duration::from_secs(5),
