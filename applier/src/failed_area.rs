@@ -163,6 +163,7 @@ struct Group {
 /// without following links).
 pub fn prune(dir: &Path, now: SystemTime, max_items: usize, max_age: Duration) -> PruneReport {
     let mut report = PruneReport::default();
+    let now_ms = millis_since_epoch(now);
     let mut groups: BTreeMap<(u64, String), Group> = BTreeMap::new();
     for entry in WalkDir::new(dir)
         .min_depth(1)
@@ -185,11 +186,12 @@ pub fn prune(dir: &Path, now: SystemTime, max_items: usize, max_age: Duration) -
         let (millis, key) = match name {
             Some(FailedName::Item(id)) | Some(FailedName::Note(id)) => (id.millis, id.to_string()),
             _ => {
+                // The web side chose this file's times: one in the future
+                // counts as now, so it still ages out.
                 let millis = fs::symlink_metadata(&path)
                     .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    .map_or(0, millis_since_epoch)
+                    .min(now_ms);
                 (millis, format!("foreign/{}", path.display()))
             }
         };
@@ -202,10 +204,7 @@ pub fn prune(dir: &Path, now: SystemTime, max_items: usize, max_age: Duration) -
             .paths
             .push((path, is_dir));
     }
-    let cutoff = now
-        .checked_sub(max_age)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let cutoff = now.checked_sub(max_age).map_or(0, millis_since_epoch);
     let total = groups.len();
     let mut left = total;
     // BTreeMap order: oldest first.
@@ -228,6 +227,11 @@ pub fn prune(dir: &Path, now: SystemTime, max_items: usize, max_age: Duration) -
     }
     report.kept = left;
     report
+}
+
+fn millis_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The applier's view of `failed/` across batches: how many items it holds
@@ -425,16 +429,35 @@ mod tests {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         )
         .unwrap();
+        // a foreign file dated in the future counts as now: the newest
+        let future = dir.path().join("future_A.json");
+        fs::write(&future, b"x").unwrap();
+        let later = rustix::fs::Timespec {
+            tv_sec: 4_000_000_000,
+            tv_nsec: 0,
+        };
+        rustix::fs::utimensat(
+            CWD,
+            &future,
+            &rustix::fs::Timestamps {
+                last_access: later,
+                last_modification: later,
+            },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
         let report = prune(dir.path(), now, 15, Duration::from_secs(30 * 86400));
-        assert_eq!(report.examined, 20 * 2 + 2 + 1 + 1);
-        assert_eq!(report.removed, 3 + 5);
+        assert_eq!(report.examined, 20 * 2 + 2 + 1 + 1 + 1);
+        assert_eq!(report.removed, 3 + 6);
         assert_eq!(report.kept, 15);
+        assert!(future.exists());
+        fs::remove_file(&future).unwrap();
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         left.sort();
-        let mut expected: Vec<String> = (0..15)
+        let mut expected: Vec<String> = (0..14)
             .flat_map(|n| [id(100 + n, n).item_name(), id(100 + n, n).note_name()])
             .collect();
         expected.sort();
