@@ -139,6 +139,8 @@ pub struct Storage {
 pub struct Health {
     /// `ok` or `unhealthy`.
     pub status: &'static str,
+    /// This component's version (the workspace version).
+    pub version: &'static str,
     /// Whether a file could be created in the queue.
     pub queue_writable: bool,
     /// Entries waiting in `new/`, when the directory could be read.
@@ -324,6 +326,7 @@ impl Storage {
             } else {
                 "unhealthy"
             },
+            version: env!("CARGO_PKG_VERSION"),
             queue_writable,
             pending,
             heartbeat_age_seconds: age.map(|a| (a.as_millis() as f64) / 1000.0),
