@@ -170,7 +170,15 @@ fn units_and_cron_run_commands_the_applier_accepts() {
         .find_map(|l| l.strip_prefix("ExecStart="))
         .unwrap();
     let cron = fs::read_to_string(root().join("deploy/cron/dyndns-applier")).unwrap();
-    let cron_line = cron.lines().find(|l| l.starts_with("* * * * *")).unwrap();
+    // shipped inactive: the line is commented out, nothing else runs
+    assert!(
+        !cron.lines().any(|l| l.starts_with(|c: char| c == '*' || c.is_ascii_digit())),
+        "{cron}"
+    );
+    let cron_line = cron
+        .lines()
+        .find_map(|l| l.strip_prefix('#').filter(|l| l.starts_with("* * * * *")))
+        .unwrap();
     let cron_cmd = cron_line
         .split_whitespace()
         .skip(6)
@@ -254,4 +262,52 @@ fn the_component_imports_only_standard_wasi() {
         !imports.iter().any(|n| n.starts_with("wasi:sockets/")),
         "no network: {imports:?}"
     );
+}
+
+/// The workspace version from the root Cargo.toml.
+fn workspace_version() -> String {
+    toml_file("Cargo.toml")["workspace"]["package"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn one_version_everywhere() {
+    let version = workspace_version();
+    // the manifests, and the newest release in the changelog
+    for manifest in ["spin.toml", "deploy/spin.toml"] {
+        assert_eq!(
+            toml_file(manifest)["application"]["version"].as_str(),
+            Some(version.as_str()),
+            "{manifest}"
+        );
+    }
+    let changelog = fs::read_to_string(root().join("CHANGELOG.md")).unwrap();
+    let newest = changelog
+        .lines()
+        .find_map(|l| l.strip_prefix("## ["))
+        .and_then(|l| l.split(']').next())
+        .unwrap();
+    assert_eq!(newest, version, "CHANGELOG.md's newest entry");
+    // the applier says it
+    let out = Command::new(dyndns_tests::applier_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("dyndns-applier {version}")
+    );
+    // the handler says it in /health, and the heartbeat carries the applier's
+    let env = TestEnv::new("zones = [\"dyn.example.com\"]", "");
+    let run = env.run_applier(&["run", "--once"]);
+    assert!(run.status.success(), "{run:?}");
+    let heartbeat: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.state.join("heartbeat.json")).unwrap()).unwrap();
+    assert_eq!(heartbeat["version"].as_str(), Some(version.as_str()));
+    let server = env.serve();
+    let health: serde_json::Value =
+        serde_json::from_str(&server.get("/health", None, &[]).body).unwrap();
+    assert_eq!(health["version"].as_str(), Some(version.as_str()), "{health}");
 }
