@@ -5,10 +5,12 @@
 #   make demo    the same, but the applier really applies to an emulated Plesk
 #   make test    everything CI runs: lints, unit, integration, end-to-end tests
 #   make bench   benchmarks; writes BENCHMARKS.md
+#   make package the Debian and RPM packages, in target/package/
 #
 # Tools are installed when missing: the wasm32-wasip2 target, wasmtime
 # $(WASMTIME_VERSION) (the Wasmtime inside Spin 4.0.2), and for the client
-# tests the Debian packages ddclient and inadyn plus Python's aiosmtpd.
+# tests the Debian packages ddclient and inadyn plus Python's aiosmtpd, for
+# the packages dpkg-dev, rpm, help2man (and lintian, systemd for their tests).
 
 WASMTIME_VERSION := 44.0.0
 CARGO ?= cargo
@@ -20,7 +22,7 @@ APPLIER := target/release/dyndns-applier
 EMULATOR := target/release/plesk
 LISTEN ?= 127.0.0.1:3000
 
-.PHONY: all tools test-deps build lint test up demo bench clean
+.PHONY: all tools test-deps build lint test up demo bench package clean
 
 all: build
 
@@ -61,6 +63,16 @@ demo: build
 
 bench: build
 	@./scripts/bench.sh
+
+## package: dyndns_<version>_amd64.deb and dyndns-<version>.x86_64.rpm
+## (the applier linked statically with musl, so one binary fits every distribution)
+package:
+	@for t in wasm32-wasip2 x86_64-unknown-linux-musl; do \
+	    rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+	@./scripts/test-deps.sh package
+	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
+	$(CARGO) build --release -p dyndns-applier --target x86_64-unknown-linux-musl
+	@./scripts/package.sh
 
 clean:
 	$(CARGO) clean

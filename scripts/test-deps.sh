@@ -1,16 +1,31 @@
 #!/bin/sh
-# Installs what the end-to-end tests drive, from Debian: the real update
-# clients ddclient and inadyn, fail2ban (fail2ban-regex checks the shipped
-# filter), curl, openssl, and strace (to see the handler flush before it
-# answers); from PyPI: the aiosmtpd SMTP server. Skips what is there.
+# Installs what the tests drive, from Debian: the real update clients
+# ddclient and inadyn, fail2ban (fail2ban-regex checks the shipped filter),
+# curl, openssl, strace (to see the handler flush before it answers), and the
+# packaging tools (rpm, help2man, musl-tools, lintian, systemd-analyze); from
+# PyPI: the aiosmtpd SMTP server. Skips what is there.
+#   scripts/test-deps.sh            everything the tests need
+#   scripts/test-deps.sh package    only what `make package` needs
 set -eu
 missing=""
-command -v ddclient >/dev/null 2>&1 || [ -x /usr/sbin/ddclient ] || missing="$missing ddclient"
-command -v inadyn >/dev/null 2>&1 || [ -x /usr/sbin/inadyn ] || missing="$missing inadyn"
-command -v fail2ban-regex >/dev/null 2>&1 || missing="$missing fail2ban"
-command -v curl >/dev/null 2>&1 || missing="$missing curl"
-command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
-command -v strace >/dev/null 2>&1 || missing="$missing strace"
+need() { # need COMMAND DEBIAN-PACKAGE
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing="$missing $2"
+}
+need dpkg-deb dpkg
+need rpmbuild rpm
+need help2man help2man
+need musl-gcc musl-tools
+if [ "${1:-}" != package ]; then
+    need lintian lintian
+    need systemd-analyze systemd
+    need adduser adduser
+    need ddclient ddclient
+    need inadyn inadyn
+    need fail2ban-regex fail2ban
+    need curl curl
+    need openssl openssl
+    need strace strace
+fi
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
         echo "need root to install:$missing" >&2; exit 1; fi
@@ -20,7 +35,7 @@ if [ -n "$missing" ]; then
     echo "ddclient ddclient/service select none" | $SUDO debconf-set-selections 2>/dev/null || true
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+if [ "${1:-}" != package ] && ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     echo "installing aiosmtpd"
     python3 -m pip install --quiet 'aiosmtpd==1.4.6'
 fi
