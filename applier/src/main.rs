@@ -4,12 +4,14 @@
 mod backend;
 mod batch;
 mod config_file;
+mod doctor;
 mod failed_area;
 mod fsutil;
 mod instance_lock;
 mod journal;
 mod layout;
 mod metrics;
+mod nginx_conf;
 mod notify;
 mod process;
 mod publish;
@@ -20,6 +22,7 @@ mod signals;
 mod state_store;
 mod status;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,6 +71,23 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Check the live install end to end (config, Spin, units, folders,
+    /// nginx, view, heartbeat, a test request); one line per check.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+struct DoctorArgs {
+    /// The handler's address (default: --listen of the installed
+    /// dyndns-spin unit, else 127.0.0.1:3000).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Plesk's per-domain folders, each with conf/vhost_nginx.conf.
+    #[arg(long, value_name = "DIR", default_value = "/var/www/vhosts/system")]
+    vhosts: PathBuf,
+    /// Look up units, the cron line, Spin and users under this root.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -159,6 +179,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             new_credential(user.as_deref())?;
             Ok(0)
         }
+        Some(Command::Doctor(args)) => doctor::run(
+            &doctor::DoctorOptions {
+                config: cli.config,
+                listen: args.listen,
+                vhosts: args.vhosts,
+                root: args.root,
+            },
+            &mut std::io::stdout().lock(),
+        ),
     }
 }
 

@@ -69,6 +69,15 @@ fn digest(files: &[(String, Vec<u8>)]) -> String {
     hex::encode(h.finalize())
 }
 
+/// The digest of the config part of `config`'s view, which `publish_all`
+/// records in `private/view.sha256`: equal to the recorded one when the
+/// published view is current.
+pub fn view_digest(config: &Config) -> Result<String> {
+    Ok(digest(&render(&View::from_config(config, &|_| {
+        HostLive::default()
+    }))?))
+}
+
 /// Publishes views for one config.
 pub struct Publisher {
     settings: HandlerSettings,
@@ -108,9 +117,7 @@ impl Publisher {
     ) -> Result<bool> {
         // The digest covers what comes from the config only; live state is
         // kept current file by file.
-        let config_digest = digest(&render(&View::from_config(config, &|_| {
-            HostLive::default()
-        }))?);
+        let config_digest = view_digest(config)?;
         let current = read_optional(&layout.view_digest, 128)?
             .map(|b| String::from_utf8_lossy(&b).trim().to_string());
         let view_exists = fs::symlink_metadata(layout.view.join(view::SETTINGS_FILE)).is_ok();

@@ -172,7 +172,9 @@ fn units_and_cron_run_commands_the_applier_accepts() {
     let cron = fs::read_to_string(root().join("deploy/cron/dyndns-applier")).unwrap();
     // shipped inactive: the line is commented out, nothing else runs
     assert!(
-        !cron.lines().any(|l| l.starts_with(|c: char| c == '*' || c.is_ascii_digit())),
+        !cron
+            .lines()
+            .any(|l| l.starts_with(|c: char| c == '*' || c.is_ascii_digit())),
         "{cron}"
     );
     let cron_line = cron
@@ -309,5 +311,9 @@ fn one_version_everywhere() {
     let server = env.serve();
     let health: serde_json::Value =
         serde_json::from_str(&server.get("/health", None, &[]).body).unwrap();
-    assert_eq!(health["version"].as_str(), Some(version.as_str()), "{health}");
+    assert_eq!(
+        health["version"].as_str(),
+        Some(version.as_str()),
+        "{health}"
+    );
 }
