@@ -26,9 +26,10 @@ LISTEN ?= 127.0.0.1:3000
 
 all: build
 
-## tools: the wasm target and the pinned wasmtime CLI (skipped when present)
+## tools: the wasm and static-linux targets and the pinned wasmtime CLI (skipped when present)
 tools:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@for t in wasm32-wasip2 x86_64-unknown-linux-musl; do \
+	    rustup target list --installed | grep -qx $$t || rustup target add $$t; done
 	@if wasmtime --version 2>/dev/null | grep -q " $(WASMTIME_VERSION)"; then \
 	    echo "wasmtime $(WASMTIME_VERSION) present"; \
 	else \
