@@ -224,6 +224,9 @@ pub fn run(opts: &DoctorOptions, out: &mut dyn Write) -> Result<i32> {
             ))?,
             Err(finding) => report.add(finding)?,
         }
+        if let Some(note) = proxy_secret_note(config) {
+            report.add(note)?;
+        }
         report.add_all(check_nginx(
             &opts.vhosts,
             &nginx_expectations(config, listen),
@@ -663,10 +666,16 @@ fn check_folder(rule: &FolderRule, who: &HandlerIdentity) -> Finding {
     )
 }
 
+/// The proxy secret header as the shipped directives write it.
+const PROXY_SECRET_HEADER: &str = "X-Dyndns-Proxy-Secret";
+
 /// What the `location` serving `/nic/update` in Plesk's "Additional nginx
-/// directives" must contain, for the handler at `listen`.
-pub fn nginx_expectations(_config: &Config, listen: SocketAddr) -> Vec<ExpectedDirective> {
-    vec![
+/// directives" must contain, for the handler at `listen`: the pass to the
+/// handler, the client address set (not appended), and, when the config
+/// has a `handler.proxy_secret`, that secret in its header (without it the
+/// handler believes no forwarded address).
+pub fn nginx_expectations(config: &Config, listen: SocketAddr) -> Vec<ExpectedDirective> {
+    let mut expected = vec![
         ExpectedDirective {
             name: "proxy_pass",
             args: ArgsMatch::Url(format!("http://{listen}")),
@@ -677,7 +686,31 @@ pub fn nginx_expectations(_config: &Config, listen: SocketAddr) -> Vec<ExpectedD
             args: ArgsMatch::Exact(vec!["X-Forwarded-For".into(), "$remote_addr".into()]),
             why: "tells the handler the client's address, set so a client cannot forge it",
         },
-    ]
+    ];
+    if let Some(secret) = &config.handler.proxy_secret {
+        expected.push(ExpectedDirective {
+            name: "proxy_set_header",
+            args: ArgsMatch::Secret {
+                header: PROXY_SECRET_HEADER.into(),
+                value: secret.clone(),
+                shown: "<handler.proxy_secret>",
+            },
+            why: "proves the forwarded address comes from nginx",
+        });
+    }
+    expected
+}
+
+/// The note when no proxy secret is configured.
+fn proxy_secret_note(config: &Config) -> Option<Finding> {
+    config.handler.proxy_secret.is_none().then(|| {
+        Finding::warn(
+            "proxy secret",
+            format!(
+                "handler.proxy_secret is not set, so the handler believes no address nginx forwards and clients must send myip: set it (e.g. the secret line of `dyndns-applier new-credential`) and send it with `proxy_set_header {PROXY_SECRET_HEADER} \"...\";`"
+            ),
+        )
+    })
 }
 
 fn check_nginx(vhosts: &Path, expected: &[ExpectedDirective]) -> Vec<Finding> {
@@ -1001,18 +1034,45 @@ mod tests {
 
     #[test]
     fn the_shipped_nginx_directives_meet_the_expectations() {
-        let config = Config::parse("zones = [\"dyn.example.com\"]", None).unwrap();
-        let directives = nginx_conf::parse(include_str!(
-            "../../deploy/nginx/plesk-additional-directives.conf"
-        ))
+        const SHIPPED: &str = include_str!("../../deploy/nginx/plesk-additional-directives.conf");
+        let secret = "0123456789abcdefghijklmnopqrstuv";
+        let config = Config::parse(
+            &format!("zones = [\"dyn.example.com\"]\n[handler]\nproxy_secret = \"{secret}\"\n"),
+            None,
+        )
         .unwrap();
-        let locations = nginx_conf::locations_for(&directives, "nic/update");
-        assert_eq!(locations.len(), 1);
-        let block = locations[0].block.as_deref().unwrap();
-        let expected = nginx_expectations(&config, DEFAULT_LISTEN);
-        assert!(nginx_conf::missing(block, &expected).is_empty());
-        let elsewhere = nginx_expectations(&config, "127.0.0.1:3001".parse().unwrap());
-        assert_eq!(nginx_conf::missing(block, &elsewhere).len(), 1);
+        assert!(PROXY_SECRET_HEADER.eq_ignore_ascii_case(dyndns_core::config::PROXY_SECRET_HEADER));
+        let missing = |text: &str, config: &Config, listen: SocketAddr| {
+            let directives = nginx_conf::parse(text).unwrap();
+            let locations = nginx_conf::locations_for(&directives, "nic/update");
+            assert_eq!(locations.len(), 1);
+            let block = locations[0].block.as_deref().unwrap();
+            nginx_conf::missing(block, &nginx_expectations(config, listen))
+                .iter()
+                .map(|e| e.display())
+                .collect::<Vec<_>>()
+        };
+        // as the README says: the placeholder replaced by the configured secret
+        let pasted = SHIPPED.replace("PROXY_SECRET", secret);
+        assert_eq!(
+            missing(&pasted, &config, DEFAULT_LISTEN),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            missing(SHIPPED, &config, DEFAULT_LISTEN),
+            vec!["proxy_set_header X-Dyndns-Proxy-Secret \"<handler.proxy_secret>\";"]
+        );
+        assert_eq!(
+            missing(&pasted, &config, "127.0.0.1:3001".parse().unwrap()),
+            vec!["proxy_pass http://127.0.0.1:3001;"]
+        );
+        let without = Config::parse("zones = [\"dyn.example.com\"]", None).unwrap();
+        assert_eq!(
+            missing(SHIPPED, &without, DEFAULT_LISTEN),
+            Vec::<String>::new()
+        );
+        assert!(proxy_secret_note(&without).is_some());
+        assert!(proxy_secret_note(&config).is_none());
     }
 
     #[test]

@@ -185,6 +185,16 @@ pub enum ArgsMatch {
     Exact(Vec<String>),
     /// The first argument is this URL, or this URL followed by a path.
     Url(String),
+    /// A header (name ignoring case) set to a secret value, which messages
+    /// show as `shown` instead.
+    Secret {
+        /// The header's name.
+        header: String,
+        /// Its value.
+        value: String,
+        /// What messages say instead of the value.
+        shown: &'static str,
+    },
 }
 
 /// A directive a block must contain.
@@ -219,6 +229,9 @@ impl ExpectedDirective {
                 a.strip_prefix(url.as_str())
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
             }),
+            ArgsMatch::Secret { header, value, .. } => {
+                d.args.len() == 2 && d.args[0].eq_ignore_ascii_case(header) && d.args[1] == *value
+            }
         }
     }
 
@@ -237,6 +250,7 @@ impl ExpectedDirective {
                 .collect::<Vec<_>>()
                 .join(" "),
             ArgsMatch::Url(u) => u.clone(),
+            ArgsMatch::Secret { header, shown, .. } => format!("{header} \"{shown}\""),
         };
         format!("{} {args};", self.name)
     }
@@ -326,7 +340,16 @@ mod tests {
             ]),
             why: "",
         };
-        let expected = [pass, other_port, xff, appended];
+        let secret = ExpectedDirective {
+            name: "proxy_set_header",
+            args: ArgsMatch::Secret {
+                header: "X-Secret".into(),
+                value: "s3cret".into(),
+                shown: "<the secret>",
+            },
+            why: "",
+        };
+        let expected = [pass, other_port, xff, appended, secret];
         let missing: Vec<String> = missing(&block, &expected)
             .iter()
             .map(|e| e.display())
@@ -335,8 +358,13 @@ mod tests {
             missing,
             vec![
                 "proxy_pass http://127.0.0.1:300;",
-                "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+                "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+                "proxy_set_header X-Secret \"<the secret>\";"
             ]
         );
+        let with_secret = parse("proxy_set_header x-secret s3cret;").unwrap();
+        assert!(expected[4].matches(&with_secret[0]));
+        let wrong = parse("proxy_set_header X-Secret s3cre;").unwrap();
+        assert!(!expected[4].matches(&wrong[0]));
     }
 }

@@ -16,6 +16,8 @@ use dyndns_tests::{Server, TestEnv, credential, free_port, root};
 
 /// The stand-in handler user and group (nobody/nogroup's ids).
 const HANDLER_ID: u32 = 65534;
+/// `handler.proxy_secret`, pasted into the nginx directives too.
+const PROXY_SECRET: &str = "0123456789abcdefghijklmnopqrstuv";
 
 fn is_root() -> bool {
     if rustix::process::geteuid().is_root() {
@@ -57,7 +59,7 @@ fn systemctl(sysroot: &Path, args: &[&str]) {
 impl Install {
     fn new() -> Install {
         let body = format!(
-            "zones = [\"dyn.example.com\"]\n[[hosts]]\nname = \"home.dyn.example.com\"\n[[users]]\nname = \"alice\"\ncredential = \"{}\"\nhosts = [\"home.dyn.example.com\"]\n",
+            "zones = [\"dyn.example.com\"]\n[[hosts]]\nname = \"home.dyn.example.com\"\n[[users]]\nname = \"alice\"\ncredential = \"{}\"\nhosts = [\"home.dyn.example.com\"]\n[handler]\nproxy_secret = \"{PROXY_SECRET}\"\n",
             credential("alice-secret-0123456789")
         );
         let env = TestEnv::new(&body, "");
@@ -116,7 +118,8 @@ impl Install {
         // Plesk's per-domain nginx files: ours, and another domain's
         let ours = fs::read_to_string(root().join("deploy/nginx/plesk-additional-directives.conf"))
             .unwrap()
-            .replace("127.0.0.1:3000", &format!("127.0.0.1:{}", server.port));
+            .replace("127.0.0.1:3000", &format!("127.0.0.1:{}", server.port))
+            .replace("PROXY_SECRET", PROXY_SECRET);
         for (domain, text) in [
             ("dyn.example.com", ours.as_str()),
             (
@@ -287,14 +290,15 @@ fn each_broken_part_is_named_with_its_fix() {
         .replace(
             "X-Forwarded-For $remote_addr",
             "X-Forwarded-For $proxy_add_x_forwarded_for",
-        );
+        )
+        .replace(PROXY_SECRET, "an-old-secret-0123456789");
     fs::write(&nginx, text).unwrap();
     // the config edited (another realm) but not republished; the applier
     // long gone
     let config = fs::read_to_string(&env.config).unwrap();
     fs::write(
         &env.config,
-        format!("{config}\n[handler]\nrealm = \"home\"\n"),
+        config.replace("[handler]\n", "[handler]\nrealm = \"home\"\n"),
     )
     .unwrap();
     env.fake_heartbeat(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
@@ -340,9 +344,15 @@ fn each_broken_part_is_named_with_its_fix() {
     assert_eq!(
         line(&lines, "nginx dyn.example.com"),
         format!(
-            "FAIL nginx dyn.example.com: location ~ ^/(nic/update|update)$ lacks `proxy_pass http://127.0.0.1:{};` (passes the updates to Spin), `proxy_set_header X-Forwarded-For $remote_addr;` (tells the handler the client's address, set so a client cannot forge it): paste /usr/share/dyndns/plesk-additional-directives.conf into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)",
+            "FAIL nginx dyn.example.com: location ~ ^/(nic/update|update)$ lacks `proxy_pass http://127.0.0.1:{};` (passes the updates to Spin), `proxy_set_header X-Forwarded-For $remote_addr;` (tells the handler the client's address, set so a client cannot forge it), `proxy_set_header X-Dyndns-Proxy-Secret \"<handler.proxy_secret>\";` (proves the forwarded address comes from nginx): paste /usr/share/dyndns/plesk-additional-directives.conf into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)",
             install.server.port
         )
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(PROXY_SECRET) || l.contains("an-old-secret")),
+        "secrets are not printed: {lines:#?}"
     );
     assert!(
         line(&lines, "view").starts_with("FAIL view: ")
@@ -382,6 +392,13 @@ fn nothing_to_talk_to() {
         "root:x:0:0:root:/root:/bin/sh\n",
     )
     .unwrap();
+    // and no proxy secret in the config
+    let config = fs::read_to_string(&install.env.config).unwrap();
+    fs::write(
+        &install.env.config,
+        config.replace(&format!("proxy_secret = \"{PROXY_SECRET}\"\n"), ""),
+    )
+    .unwrap();
     let port = free_port();
     let (code, lines) = install.doctor_at(port);
     assert_eq!(code, 1);
@@ -394,6 +411,12 @@ fn nothing_to_talk_to() {
         "FAIL handler user: dyndns (User= of dyndns-spin.service) does not exist: reinstall the dyndns package, which creates it"
     );
     assert!(!lines.iter().any(|l| l.contains(" folder ")), "{lines:#?}");
+    assert!(
+        line(&lines, "proxy secret").starts_with(
+            "warn proxy secret: handler.proxy_secret is not set, so the handler believes no address nginx forwards"
+        ),
+        "{lines:#?}"
+    );
     assert_eq!(
         line(&lines, "nginx"),
         format!(

@@ -30,6 +30,8 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 const SPIN: &str = "/usr/local/bin/spin";
 const UNITS: [&str; 2] = ["dyndns-applier.service", "dyndns-spin.service"];
 const CONFIG: &str = "/etc/dyndns/dyndns.toml";
+/// The admin's `handler.proxy_secret`, pasted into the nginx directives too.
+const PROXY_SECRET: &str = "0123456789abcdefghijklmnopqrstuv";
 
 fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -443,7 +445,7 @@ fn debian_package_installs_upgrades_and_purges() {
     )
     .unwrap();
     let edited = format!(
-        "# edited by the admin\nzones = [\"dyn.example.com\"]\n\n[applier]\nplesk = \"{}\"\ninterval = \"1s\"\n\n[[hosts]]\nname = \"home.dyn.example.com\"\ntypes = [\"A\"]\n\n[[users]]\nname = \"alice\"\ncredential = \"{}\"\nhosts = [\"home.dyn.example.com\"]\n",
+        "# edited by the admin\nzones = [\"dyn.example.com\"]\n\n[handler]\nproxy_secret = \"{PROXY_SECRET}\"\n\n[applier]\nplesk = \"{}\"\ninterval = \"1s\"\n\n[[hosts]]\nname = \"home.dyn.example.com\"\ntypes = [\"A\"]\n\n[[users]]\nname = \"alice\"\ncredential = \"{}\"\nhosts = [\"home.dyn.example.com\"]\n",
         plesk_emulator().display(),
         credential("alice-secret-0123456789")
     );
@@ -516,7 +518,8 @@ fn debian_package_installs_upgrades_and_purges() {
         fs::create_dir_all(&conf).unwrap();
         let directives = fs::read_to_string("/usr/share/dyndns/plesk-additional-directives.conf")
             .unwrap()
-            .replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
+            .replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"))
+            .replace("PROXY_SECRET", PROXY_SECRET);
         fs::write(conf.join("vhost_nginx.conf"), directives).unwrap();
         let doctor = applier(&emu)
             .args([
@@ -556,6 +559,8 @@ fn debian_package_installs_upgrades_and_purges() {
             "{report}"
         );
         assert!(report.contains("ok   test update: "), "{report}");
+        assert!(report.contains("ok   nginx dyn.example.com: "), "{report}");
+        assert!(!report.lines().any(|l| l.starts_with("warn")), "{report}");
 
         // a pending update for the upgrade to keep
         assert_eq!(update("198.51.100.8").body, "good 198.51.100.8\n");
