@@ -385,7 +385,12 @@ fn cron_active(root: &Path) -> bool {
         .map(|text| {
             text.lines().any(|l| {
                 let l = l.trim();
-                !l.starts_with('#') && l.contains("dyndns-applier") && !l.contains('=')
+                // not a comment, not a variable (SHELL=, PATH=)
+                !l.starts_with('#')
+                    && l.split_whitespace()
+                        .next()
+                        .is_some_and(|w| !w.contains('='))
+                    && l.contains("dyndns-applier")
             })
         })
         .unwrap_or(false)
