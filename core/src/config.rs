@@ -268,7 +268,28 @@ pub enum ConfigProblem {
     /// The SMTP server name is empty or has spaces.
     #[error("notify.email.server {0:?} is not a host name or address")]
     BadSmtpServer(String),
+    /// An `_acme-challenge` name where a zone, host or grant is expected.
+    #[error(
+        "{field}: {value} is an ACME challenge name; name the host itself (its _acme-challenge TXT records come with it)"
+    )]
+    ChallengeName {
+        /// Where it was found (`zones[0]`, `hosts[1].name`, `users[2].hosts`).
+        field: String,
+        /// The name.
+        value: String,
+    },
+    /// `acme.max_values` out of range.
+    #[error("acme.max_values must be between 1 and {MAX_ACME_VALUES}, not {0}")]
+    AcmeMaxValues(usize),
+    /// `acme.httpreq_path` is not a usable path.
+    #[error(
+        "acme.httpreq_path {0:?} must start with '/', not end with '/', use only letters, digits, '-', '_', '.' and '/', and not be /nic or /health"
+    )]
+    BadHttpreqPath(String),
 }
+
+/// Most TXT values one challenge name may hold at once.
+pub const MAX_ACME_VALUES: usize = 16;
 
 /// The data directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +352,50 @@ pub struct ApplierOptions {
     pub host_change_limit: u32,
     /// The window of `host_change_limit`.
     pub host_change_window: Duration,
+}
+
+/// ACME DNS-01 challenges: TXT records at `_acme-challenge.<host>` for the
+/// hosts a user may update.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeOptions {
+    /// Whether the service sets challenge records at all (the applier
+    /// rejects TXT entries while this is off, but still removes the values
+    /// it created once they expire).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Most values one name may hold at once (an apex and a wildcard
+    /// certificate in one order need two).
+    #[serde(default = "default_max_values")]
+    pub max_values: usize,
+    /// How long a value the applier created may stay before it removes it,
+    /// cleaned up or not.
+    #[serde(default = "default_acme_lifetime", with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// Base path of the `httpreq` endpoints (`<path>/present`, `<path>/cleanup`).
+    #[serde(default = "default_httpreq_path")]
+    pub httpreq_path: String,
+}
+
+impl Default for AcmeOptions {
+    fn default() -> Self {
+        AcmeOptions {
+            enabled: false,
+            max_values: default_max_values(),
+            lifetime: default_acme_lifetime(),
+            httpreq_path: default_httpreq_path(),
+        }
+    }
+}
+
+fn default_max_values() -> usize {
+    4
+}
+fn default_acme_lifetime() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_httpreq_path() -> String {
+    "/acme".into()
 }
 
 /// A dynamic host.
@@ -481,6 +546,8 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Notifications.
     pub notify: NotifyConfig,
+    /// ACME DNS-01 challenge records.
+    pub acme: AcmeOptions,
 }
 
 #[derive(Deserialize)]
@@ -499,6 +566,8 @@ struct RawConfig {
     users: Vec<RawUser>,
     #[serde(default)]
     notify: NotifyConfig,
+    #[serde(default)]
+    acme: AcmeOptions,
 }
 
 #[derive(Deserialize)]
@@ -696,6 +765,40 @@ impl Config {
         }
         out
     }
+
+    /// The configured host whose `_acme-challenge` name `name` is.
+    pub fn challenge_host(&self, name: &Hostname) -> Option<&HostConfig> {
+        self.hosts.get(&name.acme_challenge_target()?)
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+fn challenge_problem(field: String, name: &Hostname) -> Option<ConfigProblem> {
+    name.is_acme_challenge()
+        .then(|| ConfigProblem::ChallengeName {
+            field,
+            value: name.to_string(),
+        })
+}
+
+fn httpreq_path_ok(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && path.len() <= 100
+        && !path.ends_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+        && path[1..]
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+        && !["/nic", "/health", "/update"]
+            .iter()
+            .any(|taken| path == *taken || path.starts_with(&format!("{taken}/")))
 }
 
 fn zone_of<'a>(zones: &'a [Hostname], name: &Hostname) -> Option<&'a Hostname> {
@@ -731,6 +834,9 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
     }
     for (index, z) in raw.zones.iter().enumerate() {
         match Hostname::parse(z) {
+            Ok(zone) if zone.is_acme_challenge() => {
+                problems.extend(challenge_problem(format!("zones[{index}]"), &zone))
+            }
             Ok(zone) if zones.contains(&zone) => {
                 problems.push(ConfigProblem::DuplicateZone(zone.to_string()))
             }
@@ -871,6 +977,10 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
             }
         };
         let host = name.to_string();
+        if let Some(p) = challenge_problem(format!("hosts[{index}].name"), &name) {
+            problems.push(p);
+            continue;
+        }
         let Some(zone) = zone_of(&zones, &name).cloned() else {
             problems.push(ConfigProblem::HostOutsideZones {
                 index,
@@ -966,6 +1076,12 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         };
         let mut grants = Vec::new();
         for value in &u.hosts {
+            if let Ok(grant) = Grant::parse(value)
+                && let Some(p) = challenge_problem(format!("users[{index}].hosts"), grant.base())
+            {
+                problems.push(p);
+                continue;
+            }
             match Grant::parse(value) {
                 Ok(grant @ Grant::Exact(_)) => {
                     if !hosts.contains_key(grant.base()) {
@@ -1059,6 +1175,18 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         }
     }
 
+    // ACME challenges
+    let acme = raw.acme;
+    if acme.max_values == 0 || acme.max_values > MAX_ACME_VALUES {
+        problems.push(ConfigProblem::AcmeMaxValues(acme.max_values));
+    }
+    if acme.lifetime.is_zero() {
+        problems.push(ConfigProblem::ZeroDuration("acme.lifetime"));
+    }
+    if !httpreq_path_ok(&acme.httpreq_path) {
+        problems.push(ConfigProblem::BadHttpreqPath(acme.httpreq_path.clone()));
+    }
+
     Config {
         zones,
         paths,
@@ -1067,6 +1195,7 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         hosts,
         users,
         notify: raw.notify,
+        acme,
     }
 }
 

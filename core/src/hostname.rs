@@ -2,7 +2,9 @@
 //!
 //! A [`Hostname`] is always lower case, without a trailing dot, made only of
 //! LDH labels (letters, digits, hyphens), so it is safe to use as a file name
-//! and as a Plesk argument.
+//! and as a Plesk argument. The one exception is an ACME DNS-01 challenge
+//! name: `_acme-challenge.` in front of a valid host name (only there, only
+//! once; no other underscore label is accepted).
 
 use std::fmt;
 
@@ -13,6 +15,9 @@ use thiserror::Error;
 pub const MAX_NAME_LEN: usize = 253;
 /// Longest label (RFC 1035).
 pub const MAX_LABEL_LEN: usize = 63;
+/// The label in front of a host name where ACME DNS-01 looks for its TXT
+/// records (RFC 8555 section 8.4).
+pub const ACME_CHALLENGE_LABEL: &str = "_acme-challenge";
 
 /// Why a string is not a fully qualified host name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -75,7 +80,25 @@ pub struct Hostname(String);
 impl Hostname {
     /// Validates `input` and normalises it: ASCII lower case, one trailing dot
     /// removed. Internationalised names must be sent in punycode (`xn--...`).
+    /// `_acme-challenge.<host>` is accepted when `<host>` is a valid name.
     pub fn parse(input: &str) -> Result<Self, HostnameError> {
+        let prefix_len = ACME_CHALLENGE_LABEL.len() + 1;
+        // Compared as bytes: a match is ASCII, so `prefix_len` is a char boundary.
+        let is_challenge = input.as_bytes().get(..prefix_len).is_some_and(|p| {
+            p[..prefix_len - 1].eq_ignore_ascii_case(ACME_CHALLENGE_LABEL.as_bytes())
+                && p[prefix_len - 1] == b'.'
+        });
+        if is_challenge {
+            let target = Hostname::parse_plain(&input[prefix_len..])?;
+            return target
+                .acme_challenge_name()
+                .ok_or_else(|| HostnameError::TooLong(target.0.len() + prefix_len));
+        }
+        Hostname::parse_plain(input)
+    }
+
+    /// [`Hostname::parse`] without the `_acme-challenge` exception.
+    fn parse_plain(input: &str) -> Result<Self, HostnameError> {
         let trimmed = input.strip_suffix('.').unwrap_or(input);
         if trimmed.is_empty() {
             return Err(HostnameError::Empty);
@@ -113,6 +136,28 @@ impl Hostname {
     /// The name as a string slice (lower case, no trailing dot).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// True for an `_acme-challenge.<host>` name.
+    pub fn is_acme_challenge(&self) -> bool {
+        self.0.starts_with(ACME_CHALLENGE_LABEL)
+    }
+
+    /// The host an `_acme-challenge.<host>` name is for; `None` for any
+    /// other name.
+    pub fn acme_challenge_target(&self) -> Option<Hostname> {
+        let rest = self
+            .0
+            .strip_prefix(ACME_CHALLENGE_LABEL)?
+            .strip_prefix('.')?;
+        Some(Hostname(rest.to_string()))
+    }
+
+    /// `_acme-challenge.<self>`; `None` when this is already a challenge
+    /// name or the result would be longer than a name may be.
+    pub fn acme_challenge_name(&self) -> Option<Hostname> {
+        let name = format!("{ACME_CHALLENGE_LABEL}.{}", self.0);
+        (!self.is_acme_challenge() && name.len() <= MAX_NAME_LEN).then_some(Hostname(name))
     }
 
     /// True when this name equals `zone` or lies below it.
@@ -264,6 +309,49 @@ mod tests {
             let err = Hostname::parse(input).expect_err(input);
             assert!(check(&err), "{input:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn acme_challenge_names_only_in_front() {
+        let c = Hostname::parse("_ACME-Challenge.Home.dyn.example.com.").unwrap();
+        assert_eq!(c.as_str(), "_acme-challenge.home.dyn.example.com");
+        assert!(c.is_acme_challenge());
+        assert_eq!(
+            c.acme_challenge_target().unwrap().as_str(),
+            "home.dyn.example.com"
+        );
+        let host = Hostname::parse("home.dyn.example.com").unwrap();
+        assert!(!host.is_acme_challenge());
+        assert_eq!(host.acme_challenge_target(), None);
+        assert_eq!(host.acme_challenge_name(), Some(c.clone()));
+        assert_eq!(c.acme_challenge_name(), None, "no challenge of a challenge");
+        for bad in [
+            "_acme-challenge",
+            "_acme-challenge.",
+            "_acme-challenge.com",
+            "_acme-challenge._acme-challenge.home.example.com",
+            "home._acme-challenge.example.com",
+            "_acme-challengex.home.example.com",
+            "_acme_challenge.home.example.com",
+            "_dmarc.example.com",
+            "_acme-challenge.bad_name.example.com",
+            "_acme-challenge..example.com",
+            "_acme-challenge.1.2.3.4",
+        ] {
+            assert!(Hostname::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        // the prefix counts towards the 253 characters
+        let label63 = "a".repeat(63);
+        let host253 = format!("{label63}.{label63}.{label63}.{}", "a".repeat(61));
+        assert!(Hostname::parse(&host253).is_ok());
+        assert!(matches!(
+            Hostname::parse(&format!("_acme-challenge.{host253}")),
+            Err(HostnameError::TooLong(269))
+        ));
+        assert_eq!(
+            Hostname::parse(&host253).unwrap().acme_challenge_name(),
+            None
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod address;
 pub mod answer;
 pub mod authorization;
 pub mod basic_auth;
+pub mod challenge;
 pub mod client_address;
 pub mod config;
 pub mod credential;

@@ -54,6 +54,56 @@ fn minimal_config_gets_defaults() {
     assert!(!c.users[0].admin);
     assert!(c.warnings().is_empty());
     assert!(c.notify.email.is_none());
+    assert_eq!(c.acme, AcmeOptions::default());
+    assert!(!c.acme.enabled);
+    assert_eq!(c.acme.max_values, 4);
+    assert_eq!(c.acme.lifetime, Duration::from_secs(3600));
+    assert_eq!(c.acme.httpreq_path, "/acme");
+}
+
+#[test]
+fn acme_options() {
+    let c = Config::parse(
+        &base("[acme]\nenabled = true\nmax_values = 2\nlifetime = \"10m\"\nhttpreq_path = \"/le/httpreq\""),
+        None,
+    )
+    .unwrap();
+    assert!(c.acme.enabled);
+    assert_eq!(c.acme.max_values, 2);
+    assert_eq!(c.acme.lifetime, Duration::from_secs(600));
+    assert_eq!(c.acme.httpreq_path, "/le/httpreq");
+    let challenge = Hostname::parse("_acme-challenge.home.dyn.example.com").unwrap();
+    assert_eq!(
+        c.challenge_host(&challenge).map(|h| h.name.as_str()),
+        Some("home.dyn.example.com")
+    );
+    let other = Hostname::parse("_acme-challenge.nas.dyn.example.com").unwrap();
+    assert!(c.challenge_host(&other).is_none());
+    assert!(
+        c.challenge_host(&Hostname::parse("home.dyn.example.com").unwrap())
+            .is_none()
+    );
+    assert!(c.user("alice").is_some());
+    assert!(c.user("bob").is_none());
+    for bad in [
+        "/",
+        "/acme/",
+        "/a//b",
+        "/a/../b",
+        "/a b",
+        "/health",
+        "/update/x",
+        "/nic",
+    ] {
+        assert!(!httpreq_path_ok(bad), "{bad:?}");
+    }
+    for good in ["/acme", "/.well-known-x/httpreq", "/nicer", "/a/b-c_d.e"] {
+        assert!(httpreq_path_ok(good), "{good:?}");
+    }
+    assert!(
+        Config::parse(&base("[acme]\nenable = true"), None).is_err(),
+        "unknown keys are errors"
+    );
 }
 
 #[test]
@@ -301,6 +351,44 @@ fn invalid_configs_each_have_their_own_message() {
         (
             base("[notify.webhook]\nurl = \"ftp://example.com/x\""),
             "notify.webhook.url \"ftp://example.com/x\" must start with http",
+        ),
+        (
+            base("").replace(
+                "\"dyn.example.com\"]",
+                "\"dyn.example.com\", \"_acme-challenge.example.org\"]",
+            ),
+            "zones[1]: _acme-challenge.example.org is an ACME challenge name",
+        ),
+        (
+            base("[[hosts]]\nname = \"_acme-challenge.home.dyn.example.com\""),
+            "hosts[1].name: _acme-challenge.home.dyn.example.com is an ACME challenge name",
+        ),
+        (
+            base("").replace(
+                "hosts = [\"home.dyn.example.com\"]",
+                "hosts = [\"home.dyn.example.com\", \"*._acme-challenge.home.dyn.example.com\"]",
+            ),
+            "users[0].hosts: _acme-challenge.home.dyn.example.com is an ACME challenge name",
+        ),
+        (
+            base("[acme]\nmax_values = 0"),
+            "acme.max_values must be between 1 and 16, not 0",
+        ),
+        (
+            base("[acme]\nmax_values = 17"),
+            "acme.max_values must be between 1 and 16, not 17",
+        ),
+        (
+            base("[acme]\nlifetime = \"0s\""),
+            "acme.lifetime must be longer than zero",
+        ),
+        (
+            base("[acme]\nhttpreq_path = \"acme\""),
+            "acme.httpreq_path \"acme\" must start with '/'",
+        ),
+        (
+            base("[acme]\nhttpreq_path = \"/nic/acme\""),
+            "acme.httpreq_path \"/nic/acme\"",
         ),
     ];
     let mut seen = std::collections::HashSet::new();
