@@ -22,6 +22,8 @@ pub mod state;
 pub mod untrusted_text;
 pub mod update;
 pub mod view;
+pub mod zone_listing;
+pub mod zone_plan;
 
 pub use hostname::Hostname;
 pub use record_type::RecordType;
