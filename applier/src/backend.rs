@@ -1,28 +1,25 @@
 //! The DNS backend interface the batch logic talks to, and its Plesk
 //! command-line implementation (`plesk bin dns`). Another backend (Plesk's
 //! REST API, RFC 2136) only has to implement [`DnsBackend`].
+//!
+//! The argument lists, as Plesk's `dns` utility takes them (see the
+//! emulator's module documentation for the sources):
+//! - `--info <zone>`;
+//! - `--add|--del <zone> -a|-aaaa <label> -ip <address>`;
+//! - `--add|--del <zone> -txt <value> -domain <label>`.
+//!
+//! `<label>` is relative to the zone, `""` for the apex. Arguments are passed
+//! as a list, never through a shell.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dyndns_core::Hostname;
 use dyndns_core::untrusted_text::escape;
-use dyndns_core::{Hostname, RecordType};
+use dyndns_core::zone_listing::{ZoneListing, parse_listing};
+use dyndns_core::zone_plan::CallType;
 
 use crate::process::{self, RunError};
-
-/// An address record as found in a zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneRecord {
-    /// Owner name, lower case, without trailing dot.
-    pub name: String,
-    /// A or AAAA.
-    pub record_type: RecordType,
-    /// The value exactly as the backend shows it (used verbatim to delete it).
-    pub value: String,
-    /// The value parsed.
-    pub address: IpAddr,
-}
 
 /// A record change the backend is asked to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +28,8 @@ pub struct RecordChange<'a> {
     pub zone: &'a Hostname,
     /// The name relative to the zone (`""` for the apex).
     pub label: &'a str,
-    /// A or AAAA.
-    pub record_type: RecordType,
+    /// A, AAAA or TXT.
+    pub record_type: CallType,
     /// The value to add or delete.
     pub value: &'a str,
 }
@@ -72,8 +69,8 @@ pub enum BackendError {
 
 /// What a DNS backend must offer.
 pub trait DnsBackend {
-    /// The A/AAAA records of `zone`.
-    fn list(&mut self, zone: &Hostname) -> Result<Vec<ZoneRecord>, BackendError>;
+    /// The A/AAAA and TXT records of `zone`.
+    fn list(&mut self, zone: &Hostname) -> Result<ZoneListing, BackendError>;
     /// Adds a record.
     fn add(&mut self, change: &RecordChange<'_>) -> Result<Added, BackendError>;
     /// Deletes a record (with the exact value the zone shows).
@@ -112,16 +109,27 @@ impl PleskCli {
     }
 
     fn args<'a>(verb: &'a str, change: &RecordChange<'a>) -> Vec<String> {
-        vec![
+        let mut args: Vec<String> = vec![
             "bin".into(),
             "dns".into(),
             verb.into(),
             change.zone.to_string(),
-            change.record_type.plesk_option().into(),
-            change.label.into(),
-            "-ip".into(),
-            change.value.into(),
-        ]
+        ];
+        match change.record_type {
+            CallType::Address(t) => args.extend([
+                t.plesk_option().into(),
+                change.label.into(),
+                "-ip".into(),
+                change.value.into(),
+            ]),
+            CallType::Txt => args.extend([
+                "-txt".into(),
+                change.value.into(),
+                "-domain".into(),
+                change.label.into(),
+            ]),
+        }
+        args
     }
 
     fn command_line(&self, args: &[String]) -> String {
@@ -182,7 +190,7 @@ impl PleskCli {
 }
 
 impl DnsBackend for PleskCli {
-    fn list(&mut self, zone: &Hostname) -> Result<Vec<ZoneRecord>, BackendError> {
+    fn list(&mut self, zone: &Hostname) -> Result<ZoneListing, BackendError> {
         let args: Vec<String> = vec![
             "bin".into(),
             "dns".into(),
@@ -193,7 +201,7 @@ impl DnsBackend for PleskCli {
         if f.code != Some(0) {
             return Err(self.failure(&args, &f));
         }
-        Ok(parse_info(&f.stdout))
+        Ok(parse_listing(&f.stdout))
     }
 
     fn add(&mut self, change: &RecordChange<'_>) -> Result<Added, BackendError> {
@@ -220,69 +228,10 @@ impl DnsBackend for PleskCli {
     }
 }
 
-/// Reads the A/AAAA records out of `plesk bin dns --info` output. Lines it
-/// does not understand (status lines, other record types, garbage) are
-/// skipped; names are compared in lower case without the trailing dot.
-pub fn parse_info(output: &str) -> Vec<ZoneRecord> {
-    let mut records = Vec::new();
-    for line in output.lines() {
-        let mut fields = line.split_whitespace();
-        let (Some(owner), Some(rtype), Some(value)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if fields.next().is_some() || !owner.ends_with('.') {
-            continue;
-        }
-        let Some(record_type) = RecordType::parse(rtype) else {
-            continue;
-        };
-        let Ok(address) = value.parse::<IpAddr>() else {
-            continue;
-        };
-        if RecordType::of(&address) != record_type {
-            continue;
-        }
-        records.push(ZoneRecord {
-            name: owner.trim_end_matches('.').to_ascii_lowercase(),
-            record_type,
-            value: value.to_string(),
-            address,
-        });
-    }
-    records
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_info_output_defensively() {
-        let out = "\
-example.com. NS ns.example.com.
-example.com. A 192.0.2.42
-Home.Dyn.Example.com. A 198.51.100.7
-home.dyn.example.com. AAAA 2001:DB8::7
-example.com. MX 10 mail.example.com.
-www.example.com. CNAME example.com.
-example.com. TXT v=spf1 +a +mx -all
-weird.example.com. A not-an-ip
-mixed.example.com. A 2001:db8::1
-nodot A 192.0.2.1
-
-SUCCESS: Getting information for Domain 'example.com' complete.
-";
-        let r = parse_info(out);
-        assert_eq!(r.len(), 3, "{r:#?}");
-        assert_eq!(r[1].name, "home.dyn.example.com");
-        assert_eq!(r[1].record_type, RecordType::A);
-        assert_eq!(
-            r[2].value, "2001:DB8::7",
-            "the value is kept verbatim for --del"
-        );
-        assert_eq!(r[2].address, "2001:db8::7".parse::<IpAddr>().unwrap());
-    }
+    use dyndns_core::RecordType;
 
     #[test]
     fn command_lines_for_humans() {
@@ -291,12 +240,22 @@ SUCCESS: Getting information for Domain 'example.com' complete.
         let c = RecordChange {
             zone: &zone,
             label: "",
-            record_type: RecordType::AAAA,
+            record_type: CallType::Address(RecordType::AAAA),
             value: "2001:db8::1",
         };
         assert_eq!(
             p.describe("--add", &c),
             "/usr/sbin/plesk bin dns --add dyn.example.com -aaaa '' -ip 2001:db8::1"
+        );
+        let t = RecordChange {
+            zone: &zone,
+            label: "_acme-challenge.home",
+            record_type: CallType::Txt,
+            value: "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0",
+        };
+        assert_eq!(
+            p.describe("--del", &t),
+            "/usr/sbin/plesk bin dns --del dyn.example.com -txt LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0 -domain _acme-challenge.home"
         );
     }
 }

@@ -1,63 +1,49 @@
-//! One batch: claim what is pending, keep the newest entry per host and
-//! type, list each affected zone once, and change only the records whose
-//! address really differs (`--del` of the old value, then `--add` of the
-//! new). Transient failures are scheduled for retry, permanent ones go to
+//! One batch: claim what is pending, keep the newest address entry per host
+//! and type (and every TXT entry), list each affected zone once, let
+//! [`dyndns_core::zone_plan`] decide the Plesk calls, and execute them.
+//! The batch itself only claims, executes, journals and reports.
+//! Transient failures are scheduled for retry, permanent ones go to
 //! `failed/` with a reason; neither stops the other entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Result;
+use dyndns_core::Hostname;
+use dyndns_core::challenge::ChallengeValue;
 use dyndns_core::config::Config;
-use dyndns_core::queue::{QueueEntry, record_key};
+use dyndns_core::queue::{Entry, EntryName, TxtEntry, record_key};
 use dyndns_core::untrusted_text::escape;
-use dyndns_core::{Hostname, RecordType};
+use dyndns_core::zone_listing::ZoneListing;
+use dyndns_core::zone_plan::{
+    AddressDecision, AddressPlan, AddressWant, CallAction, CreatedValue, PlanLimits, PlannedCall,
+    RequestOutcome, TxtPlan, TxtRequest, TxtWant, plan_zone,
+};
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{DnsBackend, RecordChange, ZoneRecord};
+use crate::backend::{BackendError, DnsBackend, RecordChange};
+use crate::challenge_store::{ChallengeStore, CreatedRecord};
+use crate::change::{Change, address_list};
 use crate::journal::{Journal, JournalNote};
 use crate::layout::{Layout, is_not_found};
 use crate::publish::{InFlux, Publisher};
-use crate::queue_reader::pending_keys;
 use crate::queue_reader::{
-    QueueReader, ValidEntry, check_against_config, display_name, move_to_failed,
+    QueueReader, ValidEntry, check_against_config, display_name, move_to_failed, pending_keys,
 };
 use crate::retry::RetrySchedule;
 use crate::state_store::HostStates;
 use dyndns_core::state::HistoryEntry;
 
-/// An address change that was applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// The host.
-    pub host: Hostname,
-    /// A or AAAA.
-    pub record_type: RecordType,
-    /// The zone.
-    pub zone: Hostname,
-    /// Addresses removed (empty when the record was restored after a crash).
-    pub old: Vec<IpAddr>,
-    /// The address now in the zone.
-    pub new: IpAddr,
-    /// Who asked (empty for a crash repair).
-    pub user: String,
-    /// Where the request came from.
-    pub client: Option<IpAddr>,
-    /// When the request was accepted.
-    pub requested_at: Option<SystemTime>,
-    /// When it was applied.
-    pub applied_at: SystemTime,
-}
-
 /// What a batch did.
 #[derive(Debug, Default)]
 pub struct BatchReport {
-    /// Changes applied.
+    /// Address changes applied.
     pub applied: Vec<Change>,
-    /// Entries whose address was already in the zone.
+    /// ACME challenge values added or removed (requested or expired).
+    pub challenges: usize,
+    /// Entries whose wanted state already held.
     pub unchanged: usize,
     /// Entries and items moved to `failed/` (or that would be, in dry-run).
     pub rejected: usize,
@@ -81,39 +67,42 @@ pub struct BatchReport {
 
 /// One host and type to bring to its wanted address.
 #[derive(Debug, Clone)]
-struct Work {
-    host: Hostname,
-    record_type: RecordType,
-    zone: Hostname,
-    label: String,
-    target: IpAddr,
+struct AddressWork {
+    want: AddressWant,
     /// The queue entry (absent when only a journal note asks for repair).
     entry: Option<ValidEntry>,
 }
 
-impl Work {
+impl AddressWork {
     fn key(&self) -> String {
-        record_key(&self.host, self.record_type)
-    }
-
-    /// The backend call for this work with `value`.
-    fn change<'a>(&'a self, value: &'a str) -> RecordChange<'a> {
-        RecordChange {
-            zone: &self.zone,
-            label: &self.label,
-            record_type: self.record_type,
-            value,
-        }
+        record_key(&self.want.host, self.want.record_type)
     }
 }
 
-enum Outcome {
-    Applied(Change),
-    Unchanged,
-    Rejected(String),
-    Deferred(String),
-    /// Over the host's change limit until then.
-    Limited(SystemTime),
+/// The TXT entries of one `_acme-challenge` name.
+#[derive(Debug, Clone)]
+struct TxtWork {
+    name: Hostname,
+    label: String,
+    entries: Vec<(ValidEntry, TxtEntry)>,
+}
+
+impl TxtWork {
+    fn key(&self) -> String {
+        txt_key(&self.name)
+    }
+}
+
+fn txt_key(name: &Hostname) -> String {
+    format!("{name}/TXT")
+}
+
+/// Everything one zone's listing serves.
+#[derive(Debug, Default)]
+struct ZoneWork {
+    addresses: Vec<AddressWork>,
+    txt: Vec<TxtWork>,
+    created: Vec<CreatedRecord>,
 }
 
 /// Everything a batch needs.
@@ -149,156 +138,22 @@ impl<B: DnsBackend> Batch<'_, B> {
         if !self.dry_run {
             self.withhold_pending()?;
         }
-        let reader = QueueReader::new(self.layout, self.config);
-        let collected = if self.dry_run {
-            reader.peek()
-        } else {
-            reader.collect()?
-        };
+        let entries = self.claim(&mut report)?;
         report.scan_ms = started.elapsed().as_millis() as u64;
-        report.rejected += collected.rejected.len();
-        if self.dry_run {
-            for (item, reason) in &collected.rejected {
-                report
-                    .dry_run_lines
-                    .push(format!("would reject {item}: {reason}"));
-            }
-        }
 
-        // Newest entry per host and type; older ones are superseded.
-        let mut newest: BTreeMap<String, ValidEntry> = BTreeMap::new();
-        for e in collected.entries {
-            let key = e.name.key();
-            if e.fresh {
-                self.retry.clear(&key);
-            }
-            match newest.remove(&key) {
-                None => {
-                    newest.insert(key, e);
-                }
-                Some(old) => {
-                    let (keep, drop) = if (e.entry.requested_at, &e.name.claim)
-                        >= (old.entry.requested_at, &old.name.claim)
-                    {
-                        (e, old)
-                    } else {
-                        (old, e)
-                    };
-                    report.superseded += 1;
-                    if !self.dry_run {
-                        debug!("{} superseded by a newer entry", display_name(&drop.path));
-                        remove_file(&drop.path);
-                    }
-                    newest.insert(key, keep);
-                }
-            }
-        }
+        let mut zones: BTreeMap<Hostname, ZoneWork> = BTreeMap::new();
+        let (addresses, txt) = self.newest(entries, &mut report);
+        self.gather_addresses(addresses, &mut zones, &mut report)?;
+        self.gather_txt(txt, &mut zones, &mut report);
+        self.gather_expiring(&mut zones)?;
+        self.keep_due(&mut zones, &mut report);
 
-        let mut work: Vec<Work> = Vec::new();
-        for (key, e) in newest {
-            let Some(host) = self.config.host(&e.entry.host) else {
-                continue;
-            };
-            let label = match label_in(&e.entry.host, &host.zone) {
-                Ok(label) => label,
-                Err(reason) => {
-                    self.reject(&key, Some(&e), &reason, &mut report);
-                    continue;
-                }
-            };
-            work.push(Work {
-                host: e.entry.host.clone(),
-                record_type: e.entry.record_type,
-                zone: host.zone.clone(),
-                label,
-                target: e.entry.address,
-                entry: Some(e),
-            });
-        }
-        // Interrupted changes with no entry left: finish them from the journal.
-        let queued: HashSet<String> = work.iter().map(Work::key).collect();
-        for note in self.journal.all()? {
-            let key = record_key(&note.host, note.record_type);
-            if queued.contains(&key) {
-                continue;
-            }
-            let host = self.config.host(&note.host).filter(|host| {
-                self.config.zone_allowed(&host.zone) && host.types.contains(&note.record_type)
-            });
-            match host.map(|host| (host, label_in(&note.host, &host.zone))) {
-                Some((_, Err(reason))) => {
-                    error!(host = %note.host, "cannot repair an interrupted change: {reason}; dropping the journal note");
-                    if !self.dry_run {
-                        self.journal.finish(&note.host, note.record_type)?;
-                    }
-                }
-                Some((host, Ok(label))) => {
-                    warn!(host = %note.host, record_type = %note.record_type, "repairing an interrupted change");
-                    work.push(Work {
-                        label,
-                        zone: host.zone.clone(),
-                        host: note.host.clone(),
-                        record_type: note.record_type,
-                        target: note.target,
-                        entry: None,
-                    });
-                }
-                _ => {
-                    error!(host = %note.host, "journal note for a host that is no longer configured; dropping it");
-                    if !self.dry_run {
-                        self.journal.finish(&note.host, note.record_type)?;
-                    }
-                }
-            }
-        }
-
-        // Forget retry state of keys that have nothing left to do.
-        let live: HashSet<String> = work.iter().map(Work::key).collect();
-        self.retry.retain(|k| live.contains(k));
-
-        // Respect the backoff of earlier failures.
-        let now = SystemTime::now();
-        let (due, waiting): (Vec<Work>, Vec<Work>) = work
-            .into_iter()
-            .partition(|w| self.dry_run || self.retry.is_due(&w.key(), now));
-        report.deferred += waiting.len();
-
-        let mut by_zone: BTreeMap<Hostname, Vec<Work>> = BTreeMap::new();
-        for w in due {
-            by_zone.entry(w.zone.clone()).or_default().push(w);
-        }
-        for (zone, items) in by_zone {
+        for (zone, work) in zones {
             if (self.stop)() {
                 report.interrupted = true;
                 break;
             }
-            report.listings += 1;
-            let records = match self.backend.list(&zone) {
-                Ok(r) => r,
-                Err(e) => {
-                    let msg = format!("listing zone {zone} failed: {e}");
-                    for w in &items {
-                        self.defer(w, &msg, &mut report);
-                    }
-                    continue;
-                }
-            };
-            for w in items {
-                if (self.stop)() {
-                    report.interrupted = true;
-                    break;
-                }
-                match self.apply(&w, &records, &mut report) {
-                    Ok(Outcome::Applied(change)) => report.applied.push(change),
-                    Ok(Outcome::Unchanged) => report.unchanged += 1,
-                    Ok(Outcome::Rejected(reason)) => {
-                        self.reject(&w.key(), w.entry.as_ref(), &reason, &mut report);
-                    }
-                    Ok(Outcome::Deferred(msg)) => self.defer(&w, &msg, &mut report),
-                    Ok(Outcome::Limited(until)) => self.hold_back(&w, until, &mut report),
-                    Err(e) => self.defer(&w, &format!("{e:#}"), &mut report),
-                }
-            }
+            self.run_zone(&zone, work, &mut report);
             if report.interrupted {
                 break;
             }
@@ -360,12 +215,497 @@ impl<B: DnsBackend> Batch<'_, B> {
         )
     }
 
+    /// Claims pending entries (or, in dry-run, reads them) and counts the
+    /// rejected ones.
+    fn claim(&mut self, report: &mut BatchReport) -> Result<Vec<ValidEntry>> {
+        let reader = QueueReader::new(self.layout, self.config);
+        let collected = if self.dry_run {
+            reader.peek()
+        } else {
+            reader.collect()?
+        };
+        report.rejected += collected.rejected.len();
+        if self.dry_run {
+            for (item, reason) in &collected.rejected {
+                report
+                    .dry_run_lines
+                    .push(format!("would reject {item}: {reason}"));
+            }
+        }
+        for e in &collected.entries {
+            if e.fresh {
+                self.retry.clear(&self.entry_key(e));
+            }
+        }
+        Ok(collected.entries)
+    }
+
+    fn entry_key(&self, e: &ValidEntry) -> String {
+        match &e.entry {
+            Entry::Address(a) => record_key(&a.host, a.record_type),
+            Entry::Txt(t) => txt_key(&t.host),
+        }
+    }
+
+    /// Keeps the newest address entry per host and type (older ones are
+    /// superseded and removed) and every TXT entry.
+    fn newest(
+        &mut self,
+        entries: Vec<ValidEntry>,
+        report: &mut BatchReport,
+    ) -> (Vec<ValidEntry>, Vec<ValidEntry>) {
+        let mut newest: BTreeMap<String, ValidEntry> = BTreeMap::new();
+        let mut txt = Vec::new();
+        for e in entries {
+            if matches!(e.entry, Entry::Txt(_)) {
+                txt.push(e);
+                continue;
+            }
+            let key = e.name.key();
+            match newest.remove(&key) {
+                None => {
+                    newest.insert(key, e);
+                }
+                Some(old) => {
+                    let (keep, drop) = if (e.entry.requested_at(), &e.name.claim)
+                        >= (old.entry.requested_at(), &old.name.claim)
+                    {
+                        (e, old)
+                    } else {
+                        (old, e)
+                    };
+                    report.superseded += 1;
+                    if !self.dry_run {
+                        debug!("{} superseded by a newer entry", display_name(&drop.path));
+                        remove_file(&drop.path);
+                    }
+                    newest.insert(key, keep);
+                }
+            }
+        }
+        (newest.into_values().collect(), txt)
+    }
+
+    /// Address work from the entries, and from journal notes of interrupted
+    /// changes that have no entry left.
+    fn gather_addresses(
+        &mut self,
+        entries: Vec<ValidEntry>,
+        zones: &mut BTreeMap<Hostname, ZoneWork>,
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let mut queued: HashSet<String> = HashSet::new();
+        for e in entries {
+            let Entry::Address(a) = &e.entry else {
+                continue;
+            };
+            let Some(host) = self.config.host(&a.host) else {
+                continue;
+            };
+            let label = match label_in(&a.host, &host.zone) {
+                Ok(label) => label,
+                Err(reason) => {
+                    let key = record_key(&a.host, a.record_type);
+                    self.reject(Some(&e), &key, &reason, report);
+                    continue;
+                }
+            };
+            let work = AddressWork {
+                want: AddressWant {
+                    host: a.host.clone(),
+                    record_type: a.record_type,
+                    label,
+                    target: a.address,
+                    interrupted: false,
+                },
+                entry: Some(e.clone()),
+            };
+            queued.insert(work.key());
+            zones
+                .entry(host.zone.clone())
+                .or_default()
+                .addresses
+                .push(work);
+        }
+        for note in self.journal.all()? {
+            if queued.contains(&record_key(&note.host, note.record_type)) {
+                continue;
+            }
+            let host = self.config.host(&note.host).filter(|host| {
+                self.config.zone_allowed(&host.zone) && host.types.contains(&note.record_type)
+            });
+            match host.map(|host| (host, label_in(&note.host, &host.zone))) {
+                Some((_, Err(reason))) => {
+                    error!(host = %note.host, "cannot repair an interrupted change: {reason}; dropping the journal note");
+                    if !self.dry_run {
+                        self.journal.finish(&note.host, note.record_type)?;
+                    }
+                }
+                Some((host, Ok(label))) => {
+                    warn!(host = %note.host, record_type = %note.record_type, "repairing an interrupted change");
+                    zones
+                        .entry(host.zone.clone())
+                        .or_default()
+                        .addresses
+                        .push(AddressWork {
+                            want: AddressWant {
+                                host: note.host.clone(),
+                                record_type: note.record_type,
+                                label,
+                                target: note.target,
+                                interrupted: true,
+                            },
+                            entry: None,
+                        });
+                }
+                _ => {
+                    error!(host = %note.host, "journal note for a host that is no longer configured; dropping it");
+                    if !self.dry_run {
+                        self.journal.finish(&note.host, note.record_type)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// TXT work, one per challenge name.
+    fn gather_txt(
+        &mut self,
+        entries: Vec<ValidEntry>,
+        zones: &mut BTreeMap<Hostname, ZoneWork>,
+        report: &mut BatchReport,
+    ) {
+        let mut by_name: BTreeMap<Hostname, Vec<(ValidEntry, TxtEntry)>> = BTreeMap::new();
+        for e in entries {
+            if let Entry::Txt(t) = &e.entry {
+                let t = t.clone();
+                by_name.entry(t.host.clone()).or_default().push((e, t));
+            }
+        }
+        for (name, entries) in by_name {
+            // The reader checked the name against the config already.
+            let Some(host) = self.config.challenge_host(&name) else {
+                continue;
+            };
+            let label = match label_in(&name, &host.zone) {
+                Ok(label) => label,
+                Err(reason) => {
+                    for (e, _) in &entries {
+                        self.reject(Some(e), &txt_key(&name), &reason, report);
+                    }
+                    continue;
+                }
+            };
+            zones
+                .entry(host.zone.clone())
+                .or_default()
+                .txt
+                .push(TxtWork {
+                    name,
+                    label,
+                    entries,
+                });
+        }
+    }
+
+    /// The challenge values the applier created, for every zone it is
+    /// listing anyway or where one has outlived `acme.lifetime`.
+    fn gather_expiring(&mut self, zones: &mut BTreeMap<Hostname, ZoneWork>) -> Result<()> {
+        let store = ChallengeStore::new(self.layout.challenges.clone());
+        let now = SystemTime::now();
+        let lifetime = self.config.acme.lifetime;
+        let mut by_zone: BTreeMap<Hostname, Vec<CreatedRecord>> = BTreeMap::new();
+        for record in store.all()? {
+            if !self.config.zone_allowed(&record.zone) {
+                debug!(name = %record.name, "challenge value in a zone that is no longer allowed; left alone");
+                continue;
+            }
+            by_zone.entry(record.zone.clone()).or_default().push(record);
+        }
+        for (zone, records) in by_zone {
+            let due = records.iter().any(|r| r.created_at + lifetime <= now);
+            if due || zones.contains_key(&zone) {
+                zones.entry(zone).or_default().created = records;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets retry state of keys with nothing left to do, and holds back
+    /// work whose backoff is not over.
+    fn keep_due(&mut self, zones: &mut BTreeMap<Hostname, ZoneWork>, report: &mut BatchReport) {
+        let live: HashSet<String> = zones
+            .values()
+            .flat_map(|z| {
+                z.addresses
+                    .iter()
+                    .map(AddressWork::key)
+                    .chain(z.txt.iter().map(TxtWork::key))
+            })
+            .collect();
+        self.retry.retain(|k| live.contains(k));
+        let now = SystemTime::now();
+        let dry_run = self.dry_run;
+        for work in zones.values_mut() {
+            let before = work.addresses.len() + work.txt.len();
+            work.addresses
+                .retain(|w| dry_run || self.retry.is_due(&w.key(), now));
+            work.txt
+                .retain(|w| dry_run || self.retry.is_due(&w.key(), now));
+            report.deferred += before - work.addresses.len() - work.txt.len();
+        }
+        let lifetime = self.config.acme.lifetime;
+        zones.retain(|_, work| {
+            !work.addresses.is_empty()
+                || !work.txt.is_empty()
+                || work.created.iter().any(|r| r.created_at + lifetime <= now)
+        });
+    }
+
+    /// Lists one zone, plans it and executes the plan: TXT adds, address
+    /// changes, TXT removals.
+    fn run_zone(&mut self, zone: &Hostname, mut work: ZoneWork, report: &mut BatchReport) {
+        report.listings += 1;
+        let listing = match self.backend.list(zone) {
+            Ok(l) => l,
+            Err(e) => {
+                let msg = format!("listing zone {zone} failed: {e}");
+                for w in &work.addresses {
+                    self.defer(&w.key(), &msg, report);
+                }
+                for w in &work.txt {
+                    self.defer_txt(w, &msg, report);
+                }
+                return;
+            }
+        };
+        let plan = self.plan(zone, &mut work, &listing, report);
+        let store = ChallengeStore::new(self.layout.challenges.clone());
+        let mut txt_failed: HashSet<Hostname> = HashSet::new();
+        for p in &plan.txt {
+            if let Err(msg) = self.txt_adds(zone, p, &work, &store, report) {
+                txt_failed.insert(p.name.clone());
+                self.txt_failed(p, &work, &msg, report);
+            }
+        }
+        for p in &plan.addresses {
+            if (self.stop)() {
+                report.interrupted = true;
+                break;
+            }
+            let w = &work.addresses[p.want];
+            self.apply_address(zone, w, p, report);
+        }
+        for p in &plan.txt {
+            if txt_failed.contains(&p.name) {
+                continue;
+            }
+            match self.txt_deletes(zone, p, &store, report) {
+                Ok(()) => self.txt_done(p, &work, report),
+                Err(msg) => self.txt_failed(p, &work, &msg, report),
+            }
+        }
+    }
+
+    /// Asks [`plan_zone`]. Address work whose journal cannot be read is
+    /// deferred and left out.
+    fn plan(
+        &mut self,
+        zone: &Hostname,
+        work: &mut ZoneWork,
+        listing: &ZoneListing,
+        report: &mut BatchReport,
+    ) -> dyndns_core::zone_plan::ZonePlan {
+        let mut readable = Vec::new();
+        for mut w in std::mem::take(&mut work.addresses) {
+            match self.journal.get(&w.want.host, w.want.record_type) {
+                Ok(note) => {
+                    w.want.interrupted |= note.is_some();
+                    readable.push(w);
+                }
+                Err(e) => self.defer(&w.key(), &format!("reading the journal: {e:#}"), report),
+            }
+        }
+        work.addresses = readable;
+        let wants: Vec<AddressWant> = work.addresses.iter().map(|w| w.want.clone()).collect();
+        let txt: Vec<TxtWant> = work
+            .txt
+            .iter()
+            .map(|w| TxtWant {
+                name: w.name.clone(),
+                label: w.label.clone(),
+                requests: w
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(id, (_, t))| TxtRequest {
+                        id,
+                        operation: t.txt.clone(),
+                        requested_at: t.requested_at,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let created: Vec<CreatedValue> = work
+            .created
+            .iter()
+            .filter_map(|r| {
+                Some(CreatedValue {
+                    label: r.name.label_in_zone(zone)?.to_string(),
+                    name: r.name.clone(),
+                    value: r.value.to_string(),
+                    created_at: r.created_at,
+                })
+            })
+            .collect();
+        let limits = PlanLimits {
+            max_values: self.config.acme.max_values,
+            lifetime: self.config.acme.lifetime,
+            now: SystemTime::now(),
+        };
+        plan_zone(zone, listing, &wants, &txt, &created, &limits)
+    }
+
+    /// Makes one planned call (or, in dry-run, prints it).
+    fn call(
+        &mut self,
+        zone: &Hostname,
+        call: &PlannedCall,
+        report: &mut BatchReport,
+    ) -> Result<(), BackendError> {
+        let change = RecordChange {
+            zone,
+            label: &call.label,
+            record_type: call.record_type,
+            value: &call.value,
+        };
+        let verb = match call.action {
+            CallAction::Add => "--add",
+            CallAction::Delete => "--del",
+        };
+        if self.dry_run {
+            let line = self.backend.describe(verb, &change);
+            report.dry_run_lines.push(format!("would run: {line}"));
+            return Ok(());
+        }
+        match call.action {
+            CallAction::Add => self.backend.add(&change).map(|_| ()),
+            CallAction::Delete => self.backend.delete(&change),
+        }
+    }
+
+    /// Brings one host and type to its target address.
+    fn apply_address(
+        &mut self,
+        zone: &Hostname,
+        w: &AddressWork,
+        plan: &AddressPlan,
+        report: &mut BatchReport,
+    ) {
+        if let Some(e) = &w.entry
+            && let Entry::Address(a) = &e.entry
+            && let Err(reason) = check_against_config(self.config, a)
+        {
+            self.reject(w.entry.as_ref(), &w.key(), &reason, report);
+            return;
+        }
+        let (deleting, old) = match &plan.decision {
+            AddressDecision::Rejected(reason) => {
+                self.reject(w.entry.as_ref(), &w.key(), reason, report);
+                return;
+            }
+            AddressDecision::Unchanged => {
+                report.unchanged += 1;
+                if self.dry_run {
+                    report.dry_run_lines.push(format!(
+                        "{} {} already has {}",
+                        w.want.host, w.want.record_type, w.want.target
+                    ));
+                } else if let Err(e) = self.finish_address(w) {
+                    self.defer(&w.key(), &format!("{e:#}"), report);
+                }
+                return;
+            }
+            AddressDecision::Change { deleting, old, .. } => (deleting, old),
+        };
+        let now = SystemTime::now();
+        if !self.dry_run
+            && w.entry.is_some()
+            && let Some(until) = self.states.get(&w.want.host).and_then(|r| {
+                r.next_change_allowed(
+                    self.config.applier.host_change_limit,
+                    self.config.applier.host_change_window,
+                    now,
+                )
+            })
+        {
+            self.hold_back(w, until, report);
+            return;
+        }
+        let started = Instant::now();
+        if !self.dry_run && !deleting.is_empty() {
+            let note = JournalNote {
+                host: w.want.host.clone(),
+                record_type: w.want.record_type,
+                zone: zone.clone(),
+                deleting: deleting.clone(),
+                target: w.want.target,
+                started: SystemTime::now(),
+            };
+            if let Err(e) = self.journal.begin(&note) {
+                self.defer(&w.key(), &format!("{e:#}"), report);
+                return;
+            }
+        }
+        for c in &plan.calls {
+            if let Err(e) = self.call(zone, c, report) {
+                self.defer(&w.key(), &e.to_string(), report);
+                return;
+            }
+        }
+        let change = self.change_record(zone, w, old);
+        if !self.dry_run {
+            self.record_change(&change);
+            if let Err(e) = self.finish_address(w) {
+                self.defer(&w.key(), &format!("{e:#}"), report);
+                return;
+            }
+            info!(
+                host = %w.want.host,
+                record_type = %w.want.record_type,
+                ms = started.elapsed().as_millis() as u64,
+                "applied {} {} {} -> {}",
+                w.want.host,
+                w.want.record_type,
+                address_list(old),
+                w.want.target
+            );
+        }
+        report.applied.push(change);
+    }
+
+    fn change_record(&self, zone: &Hostname, w: &AddressWork, old: &[std::net::IpAddr]) -> Change {
+        let e = w.entry.as_ref().map(|e| &e.entry);
+        Change {
+            host: w.want.host.clone(),
+            record_type: w.want.record_type,
+            zone: zone.clone(),
+            old: old.to_vec(),
+            new: w.want.target,
+            user: e.map(|e| e.user().to_string()).unwrap_or_default(),
+            client: e.and_then(Entry::client),
+            requested_at: e.map(Entry::requested_at),
+            applied_at: SystemTime::now(),
+        }
+    }
+
     /// Keeps a change of a host over its change limit queued until `until`
     /// and tells the handler (which answers `abuse` meanwhile).
-    fn hold_back(&mut self, w: &Work, until: SystemTime, report: &mut BatchReport) {
+    fn hold_back(&mut self, w: &AddressWork, until: SystemTime, report: &mut BatchReport) {
         report.limited += 1;
         report.deferred += 1;
-        let record = self.states.record_mut(&w.host);
+        let record = self.states.record_mut(&w.want.host);
         record.limited_until = Some(until);
         let first = self
             .retry
@@ -378,182 +718,9 @@ impl<B: DnsBackend> Batch<'_, B> {
             humantime::format_rfc3339_seconds(until)
         );
         if first {
-            warn!(host = %w.host, record_type = %w.record_type, "change limit reached: {msg}");
+            warn!(host = %w.want.host, record_type = %w.want.record_type, "change limit reached: {msg}");
         }
         self.retry.postpone(&w.key(), until, msg);
-    }
-
-    /// A permanent failure: the entry (if any) goes to `failed/`.
-    fn reject(
-        &mut self,
-        key: &str,
-        entry: Option<&ValidEntry>,
-        reason: &str,
-        report: &mut BatchReport,
-    ) {
-        report.rejected += 1;
-        self.retry.clear(key);
-        if self.dry_run {
-            report
-                .dry_run_lines
-                .push(format!("would reject {key}: {reason}"));
-            return;
-        }
-        warn!(record = %key, reason = %escape(reason), "update rejected");
-        if let Some(e) = entry
-            && let Err(err) = move_to_failed(self.layout, &e.path, reason)
-        {
-            error!(
-                "could not move {} to failed/: {err:#}",
-                display_name(&e.path)
-            );
-        }
-    }
-
-    fn defer(&mut self, w: &Work, msg: &str, report: &mut BatchReport) {
-        report.deferred += 1;
-        if self.dry_run {
-            report
-                .dry_run_lines
-                .push(format!("cannot plan {}: {msg}", w.key()));
-            return;
-        }
-        let cfg = &self.config.applier;
-        let state = self.retry.failed(
-            &w.key(),
-            msg.to_string(),
-            SystemTime::now(),
-            cfg.retry_initial,
-            cfg.retry_max,
-        );
-        let wait = state
-            .next_attempt
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        warn!(
-            host = %w.host,
-            record_type = %w.record_type,
-            attempt = state.attempts,
-            retry_in = %humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1))),
-            "transient failure, will retry: {msg}"
-        );
-    }
-
-    /// Brings one host and type to its target address.
-    fn apply(
-        &mut self,
-        w: &Work,
-        records: &[ZoneRecord],
-        report: &mut BatchReport,
-    ) -> Result<Outcome> {
-        if let Some(e) = &w.entry
-            && let Err(reason) = check_against_config(self.config, &e.entry)
-        {
-            return Ok(Outcome::Rejected(reason));
-        }
-        let current: Vec<&ZoneRecord> = records
-            .iter()
-            .filter(|r| r.record_type == w.record_type && r.name == w.host.as_str())
-            .collect();
-        let note = self.journal.get(&w.host, w.record_type)?;
-        let has_target = current.iter().any(|r| r.address == w.target);
-        let to_delete: Vec<&ZoneRecord> = current
-            .iter()
-            .copied()
-            .filter(|r| r.address != w.target)
-            .collect();
-
-        if has_target && to_delete.is_empty() {
-            if self.dry_run {
-                report.dry_run_lines.push(format!(
-                    "{} {} already has {}",
-                    w.host, w.record_type, w.target
-                ));
-            } else {
-                self.finish(w)?;
-            }
-            return Ok(Outcome::Unchanged);
-        }
-        if current.is_empty() && note.is_none() {
-            return Ok(Outcome::Rejected(format!(
-                "zone {} has no {} record for {}; create it once in Plesk (the applier only updates existing records)",
-                w.zone, w.record_type, w.host
-            )));
-        }
-        let target = w.target.to_string();
-        if self.dry_run {
-            for r in &to_delete {
-                let line = self.backend.describe("--del", &w.change(&r.value));
-                report.dry_run_lines.push(format!("would run: {line}"));
-            }
-            if !has_target {
-                let line = self.backend.describe("--add", &w.change(&target));
-                report.dry_run_lines.push(format!("would run: {line}"));
-            }
-            return Ok(Outcome::Applied(self.change_record(w, &to_delete)));
-        }
-
-        let now = SystemTime::now();
-        if w.entry.is_some()
-            && let Some(until) = self.states.get(&w.host).and_then(|r| {
-                r.next_change_allowed(
-                    self.config.applier.host_change_limit,
-                    self.config.applier.host_change_window,
-                    now,
-                )
-            })
-        {
-            return Ok(Outcome::Limited(until));
-        }
-        let started = Instant::now();
-        if !to_delete.is_empty() {
-            self.journal.begin(&JournalNote {
-                host: w.host.clone(),
-                record_type: w.record_type,
-                zone: w.zone.clone(),
-                deleting: to_delete.iter().map(|r| r.value.clone()).collect(),
-                target: w.target,
-                started: SystemTime::now(),
-            })?;
-        }
-        for r in &to_delete {
-            if let Err(e) = self.backend.delete(&w.change(&r.value)) {
-                return Ok(Outcome::Deferred(e.to_string()));
-            }
-        }
-        if !has_target && let Err(e) = self.backend.add(&w.change(&target)) {
-            return Ok(Outcome::Deferred(e.to_string()));
-        }
-        let change = self.change_record(w, &to_delete);
-        self.record_change(&change);
-        self.finish(w)?;
-        let old = crate::notify::address_list(&change.old);
-        info!(
-            host = %w.host,
-            record_type = %w.record_type,
-            ms = started.elapsed().as_millis() as u64,
-            "applied {} {} {} -> {}",
-            w.host,
-            w.record_type,
-            old,
-            w.target
-        );
-        Ok(Outcome::Applied(change))
-    }
-
-    fn change_record(&self, w: &Work, deleted: &[&ZoneRecord]) -> Change {
-        let e = w.entry.as_ref().map(|e| &e.entry);
-        Change {
-            host: w.host.clone(),
-            record_type: w.record_type,
-            zone: w.zone.clone(),
-            old: deleted.iter().map(|r| r.address).collect(),
-            new: w.target,
-            user: e.map(|e| e.user.clone()).unwrap_or_default(),
-            client: e.and_then(|e| e.client),
-            requested_at: e.map(|e: &QueueEntry| e.requested_at),
-            applied_at: SystemTime::now(),
-        }
     }
 
     /// Adds an applied change to the host's history, and marks the host as
@@ -576,16 +743,16 @@ impl<B: DnsBackend> Batch<'_, B> {
         );
     }
 
-    /// The wanted state holds: record it, close the journal, drop the entry.
-    fn finish(&mut self, w: &Work) -> Result<()> {
+    /// The wanted address holds: record it, close the journal, drop the entry.
+    fn finish_address(&mut self, w: &AddressWork) -> Result<()> {
         let now = SystemTime::now();
-        let record = self.states.record_mut(&w.host);
-        record.confirm(w.record_type, w.target, now);
+        let record = self.states.record_mut(&w.want.host);
+        record.confirm(w.want.record_type, w.want.target, now);
         if let Some(e) = &w.entry {
-            record.heard(e.entry.requested_at, now);
+            record.heard(e.entry.requested_at(), now);
         }
         self.publish_settled(w)?;
-        self.journal.finish(&w.host, w.record_type)?;
+        self.journal.finish(&w.want.host, w.want.record_type)?;
         if let Some(e) = &w.entry {
             remove_file(&e.path);
         }
@@ -597,11 +764,13 @@ impl<B: DnsBackend> Batch<'_, B> {
     /// entry is removed, so the handler never sees neither (it would answer
     /// `good` and queue the same address again). The type stays withheld
     /// when a newer entry is already waiting in `new/`.
-    fn publish_settled(&mut self, w: &Work) -> Result<()> {
-        let key = (w.host.clone(), w.record_type);
-        let newer = fs::symlink_metadata(self.layout.new.join(
-            dyndns_core::queue::EntryName::pending(&w.host, w.record_type),
-        ))
+    fn publish_settled(&mut self, w: &AddressWork) -> Result<()> {
+        let key = (w.want.host.clone(), w.want.record_type);
+        let newer = fs::symlink_metadata(
+            self.layout
+                .new
+                .join(EntryName::pending(&w.want.host, w.want.record_type)),
+        )
         .is_ok();
         if !newer {
             self.in_flux.remove(&key);
@@ -614,6 +783,182 @@ impl<B: DnsBackend> Batch<'_, B> {
             self.in_flux,
             &changed,
         )
+    }
+
+    /// Rejects the name's refused requests, records and adds its new values.
+    fn txt_adds(
+        &mut self,
+        zone: &Hostname,
+        plan: &TxtPlan,
+        work: &ZoneWork,
+        store: &ChallengeStore,
+        report: &mut BatchReport,
+    ) -> Result<(), String> {
+        if let Some(w) = work.txt.iter().find(|w| w.name == plan.name) {
+            for (id, outcome) in &plan.outcomes {
+                if let (RequestOutcome::Rejected(reason), Some((e, _))) =
+                    (outcome, w.entries.get(*id))
+                {
+                    self.reject(Some(e), &w.key(), reason, report);
+                }
+            }
+        }
+        let now = SystemTime::now();
+        for value in plan.adding.iter().chain(&plan.refreshed) {
+            if self.dry_run {
+                break;
+            }
+            let Ok(value) = ChallengeValue::parse(value) else {
+                continue;
+            };
+            let record = CreatedRecord {
+                name: plan.name.clone(),
+                zone: zone.clone(),
+                value,
+                created_at: now,
+            };
+            store.record(&record).map_err(|e| format!("{e:#}"))?;
+        }
+        for c in plan.add_calls() {
+            self.call(zone, &c, report).map_err(|e| e.to_string())?;
+            report.challenges += 1;
+            if !self.dry_run {
+                info!(name = %plan.name, "added challenge value {}", c.value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the values asked away and the expired ones; forgets them.
+    fn txt_deletes(
+        &mut self,
+        zone: &Hostname,
+        plan: &TxtPlan,
+        store: &ChallengeStore,
+        report: &mut BatchReport,
+    ) -> Result<(), String> {
+        for c in plan.delete_calls() {
+            if plan.expired.contains(&c.value) && !self.dry_run {
+                info!(name = %plan.name, lifetime = %humantime::format_duration(self.config.acme.lifetime), "removing challenge value {} that was not cleaned up", c.value);
+            }
+            self.call(zone, &c, report).map_err(|e| e.to_string())?;
+            report.challenges += 1;
+            if !self.dry_run
+                && let Ok(value) = ChallengeValue::parse(&c.value)
+            {
+                store
+                    .forget(&plan.name, &value)
+                    .map_err(|e| format!("{e:#}"))?;
+            }
+        }
+        if !self.dry_run {
+            for value in &plan.forget {
+                if let Ok(value) = ChallengeValue::parse(value) {
+                    store
+                        .forget(&plan.name, &value)
+                        .map_err(|e| format!("{e:#}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The name's calls all succeeded: its accepted entries are done.
+    fn txt_done(&mut self, plan: &TxtPlan, work: &ZoneWork, report: &mut BatchReport) {
+        let Some(w) = work.txt.iter().find(|w| w.name == plan.name) else {
+            return;
+        };
+        for (id, outcome) in &plan.outcomes {
+            let Some((e, t)) = w.entries.get(*id) else {
+                continue;
+            };
+            match outcome {
+                RequestOutcome::Rejected(_) => continue,
+                RequestOutcome::Unchanged => report.unchanged += 1,
+                RequestOutcome::Applied => {}
+            }
+            if self.dry_run {
+                report
+                    .dry_run_lines
+                    .push(format!("{} {}: done", w.name, t.txt));
+            } else {
+                debug!(name = %w.name, "{} done", t.txt);
+                remove_file(&e.path);
+            }
+        }
+        self.retry.clear(&w.key());
+    }
+
+    /// A call of the name failed: its entries wait for the retry.
+    fn txt_failed(&mut self, plan: &TxtPlan, work: &ZoneWork, msg: &str, report: &mut BatchReport) {
+        match work.txt.iter().find(|w| w.name == plan.name) {
+            Some(w) => {
+                let w = w.clone();
+                self.defer_txt(&w, msg, report);
+            }
+            // Only expired values: the next batch tries again.
+            None => warn!(name = %plan.name, "removing expired challenge values failed: {msg}"),
+        }
+    }
+
+    fn defer_txt(&mut self, w: &TxtWork, msg: &str, report: &mut BatchReport) {
+        self.defer(&w.key(), msg, report);
+        report.deferred += w.entries.len().saturating_sub(1);
+    }
+
+    /// Moves an entry to `failed/` (nothing to move for a journal repair).
+    fn reject(
+        &mut self,
+        entry: Option<&ValidEntry>,
+        key: &str,
+        reason: &str,
+        report: &mut BatchReport,
+    ) {
+        report.rejected += 1;
+        self.retry.clear(key);
+        if self.dry_run {
+            report
+                .dry_run_lines
+                .push(format!("would reject {key}: {reason}"));
+            return;
+        }
+        warn!(record = %key, reason = %escape(reason), "update rejected");
+        if let Some(e) = entry
+            && let Err(err) = move_to_failed(self.layout, &e.path, reason)
+        {
+            error!(
+                "could not move {} to failed/: {err:#}",
+                display_name(&e.path)
+            );
+        }
+    }
+
+    fn defer(&mut self, key: &str, msg: &str, report: &mut BatchReport) {
+        report.deferred += 1;
+        if self.dry_run {
+            report
+                .dry_run_lines
+                .push(format!("cannot plan {key}: {msg}"));
+            return;
+        }
+        let cfg = &self.config.applier;
+        let state = self.retry.failed(
+            key,
+            msg.to_string(),
+            SystemTime::now(),
+            cfg.retry_initial,
+            cfg.retry_max,
+        );
+        let wait = state
+            .next_attempt
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        warn!(
+            item = %key,
+            attempt = state.attempts,
+            retry_in = %humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1))),
+            "transient failure, will retry: {msg}"
+        );
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Layout {
     pub lock: PathBuf,
     /// `private/journal`: records deleted but not yet re-added.
     pub journal: PathBuf,
+    /// `private/challenges`: the ACME challenge values the applier created, and when.
+    pub challenges: PathBuf,
     /// `private/retry.json`: the retry schedule.
     pub retry: PathBuf,
     /// `private/view.sha256`: digest of the last published view.
@@ -72,6 +74,7 @@ impl Layout {
             private: paths.private.clone(),
             lock: paths.private.join("applier.lock"),
             journal: paths.private.join("journal"),
+            challenges: paths.private.join("challenges"),
             retry: paths.private.join("retry.json"),
             view_digest: paths.private.join("view.sha256"),
         }
@@ -84,6 +87,7 @@ impl Layout {
         for (dir, mode) in [
             (&self.private, 0o700),
             (&self.journal, 0o700),
+            (&self.challenges, 0o700),
             (&self.queue, 0o755),
             (&self.tmp, 0o770),
             (&self.new, 0o770),

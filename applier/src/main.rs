@@ -3,6 +3,8 @@
 
 mod backend;
 mod batch;
+mod challenge_store;
+mod change;
 mod config_file;
 mod doctor;
 mod failed_area;

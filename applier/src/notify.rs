@@ -22,7 +22,7 @@ use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-use crate::batch::Change;
+use crate::change::{Change, address_list};
 
 /// Most messages waiting per channel; beyond that new ones are dropped (and logged).
 const QUEUE_LIMIT: usize = 1000;
@@ -58,19 +58,6 @@ pub struct Notification {
     pub applied_at: String,
     /// One human-readable line.
     pub text: String,
-}
-
-/// `a,b` for a list of addresses, `(none)` for an empty one.
-pub fn address_list(addresses: &[IpAddr]) -> String {
-    if addresses.is_empty() {
-        "(none)".to_string()
-    } else {
-        addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 /// Groups a batch's changes into one notification per host.

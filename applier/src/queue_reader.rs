@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use dyndns_core::challenge::may_set_challenge;
 use dyndns_core::config::Config;
-use dyndns_core::queue::{self, EntryName, QueueEntry};
+use dyndns_core::queue::{self, Entry, EntryKind, EntryName, QueueEntry, TxtEntry};
 use dyndns_core::untrusted_text::{escape, escape_bytes};
 use rustix::fs::{CWD, RenameFlags};
 use tracing::{debug, error, warn};
@@ -33,7 +34,7 @@ pub struct ValidEntry {
     /// Its parsed name.
     pub name: EntryName,
     /// Its content.
-    pub entry: QueueEntry,
+    pub entry: Entry,
     /// True when it was claimed from `new/` in this batch (a fresh request).
     pub fresh: bool,
 }
@@ -108,7 +109,7 @@ impl<'a> QueueReader<'a> {
             let shown = display_name(&path);
             let target = self.layout.cur.join(EntryName::claimed(
                 &name.host,
-                name.record_type,
+                name.kind.clone(),
                 &claim_id(),
             ));
             match rustix::fs::renameat_with(CWD, &path, CWD, &target, RenameFlags::NOREPLACE) {
@@ -194,10 +195,13 @@ impl<'a> QueueReader<'a> {
     }
 
     /// Reads and validates one entry file.
-    fn read_entry(&self, path: &Path, name: &EntryName) -> Result<QueueEntry, String> {
+    fn read_entry(&self, path: &Path, name: &EntryName) -> Result<Entry, String> {
         let bytes = read_untrusted(path, queue::MAX_ENTRY_BYTES).map_err(|e| e.to_string())?;
-        let entry = QueueEntry::from_untrusted(&bytes, name).map_err(|e| e.to_string())?;
-        check_against_config(self.config, &entry)?;
+        let entry = Entry::from_untrusted(&bytes, name).map_err(|e| e.to_string())?;
+        match &entry {
+            Entry::Address(e) => check_against_config(self.config, e)?,
+            Entry::Txt(e) => check_challenge_against_config(self.config, e)?,
+        }
         Ok(entry)
     }
 
@@ -240,6 +244,44 @@ pub fn check_against_config(config: &Config, entry: &QueueEntry) -> Result<(), S
     Ok(())
 }
 
+/// Checks a well-formed TXT entry against the config, as if the request
+/// came in now: challenges are enabled, the name is the `_acme-challenge`
+/// name of a configured host in an allowed zone, and the entry's user
+/// exists and may update that host. A compromised web side can write any
+/// entry; this is what keeps it to the names its users may set.
+pub fn check_challenge_against_config(config: &Config, entry: &TxtEntry) -> Result<(), String> {
+    if !config.acme.enabled {
+        return Err("ACME challenges are disabled (acme.enabled = false)".into());
+    }
+    let Some(host) = config.challenge_host(&entry.host) else {
+        return Err(format!(
+            "{} is not the _acme-challenge name of a configured host",
+            entry.host
+        ));
+    };
+    if !config.zone_allowed(&host.zone) {
+        return Err(format!(
+            "zone {} of {} is not allowed",
+            host.zone, entry.host
+        ));
+    }
+    let Some(user) = config.user(&entry.user) else {
+        return Err(format!("user {:?} is not configured", entry.user));
+    };
+    if !may_set_challenge(
+        &user.name,
+        &user.grants,
+        &entry.host,
+        config.handler.user_named_hosts,
+    ) {
+        return Err(format!(
+            "user {:?} may not set TXT records at {}",
+            entry.user, entry.host
+        ));
+    }
+    Ok(())
+}
+
 type DirItem = std::io::Result<(PathBuf, Option<String>, fs::FileType)>;
 
 /// The direct children of `dir`, not following symlinks, sorted by name.
@@ -266,8 +308,8 @@ pub fn display_name(path: &Path) -> String {
     escape_bytes(path.as_os_str().as_bytes())
 }
 
-/// The host and record type of every entry waiting in `new/` or `cur/`,
-/// judged by name only (nothing is opened; a bad item is dealt with when
+/// The host and record type of every address entry waiting in `new/` or
+/// `cur/`, judged by name only (nothing is opened; a bad item is dealt with when
 /// the batch reads it).
 pub fn pending_keys(layout: &Layout) -> Vec<(dyndns_core::Hostname, dyndns_core::RecordType)> {
     let mut keys: Vec<_> = [&layout.new, &layout.cur]
@@ -275,7 +317,10 @@ pub fn pending_keys(layout: &Layout) -> Vec<(dyndns_core::Hostname, dyndns_core:
         .flat_map(|dir| list_dir(dir).flatten())
         .filter(|(_, _, ft)| ft.is_file())
         .filter_map(|(_, name, _)| EntryName::parse(name.as_deref()?).ok())
-        .map(|n| (n.host, n.record_type))
+        .filter_map(|n| match n.kind {
+            EntryKind::Address(t) => Some((n.host, t)),
+            EntryKind::Txt(_) | EntryKind::TxtClear => None,
+        })
         .collect();
     keys.sort();
     keys.dedup();

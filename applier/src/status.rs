@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use anyhow::Result;
+use dyndns_core::queue::Entry;
 use dyndns_core::untrusted_text::escape;
 
 use crate::config_file::LoadedConfig;
@@ -48,14 +49,18 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
     for e in &entries {
         let key = e.name.key();
         let place = if e.fresh { "new" } else { "claimed" };
+        let (record_type, what) = match &e.entry {
+            Entry::Address(a) => (a.record_type.as_str(), a.address.to_string()),
+            Entry::Txt(t) => ("TXT", t.txt.to_string()),
+        };
         write!(
             out,
             "  {:<40} {:<4} {:<39} requested {} by {} [{place}]",
-            e.entry.host.as_str(),
-            e.entry.record_type.as_str(),
-            e.entry.address.to_string(),
-            ago(e.entry.requested_at),
-            escape(&e.entry.user)
+            e.entry.host().as_str(),
+            record_type,
+            what,
+            ago(e.entry.requested_at()),
+            escape(e.entry.user())
         )?;
         if let Some(r) = retry.get(&key) {
             write!(

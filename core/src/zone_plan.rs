@@ -252,9 +252,10 @@ impl ZonePlan {
     }
 }
 
-/// Decides what to do in one zone. `created` holds the challenge values the
-/// applier created in this zone.
+/// Decides what to do in `zone`, whose listing is `listing`. `created` holds
+/// the challenge values the applier created in this zone.
 pub fn plan_zone(
+    zone: &Hostname,
     listing: &ZoneListing,
     addresses: &[AddressWant],
     txt: &[TxtWant],
@@ -264,7 +265,7 @@ pub fn plan_zone(
     let addresses = addresses
         .iter()
         .enumerate()
-        .map(|(i, w)| plan_address(i, w, listing))
+        .map(|(i, w)| plan_address(zone, i, w, listing))
         .collect();
     // Every name with requests or created values, in name order.
     let mut names: BTreeMap<&Hostname, (&str, Vec<&TxtRequest>, Vec<&CreatedValue>)> =
@@ -286,7 +287,12 @@ pub fn plan_zone(
     ZonePlan { addresses, txt }
 }
 
-fn plan_address(index: usize, w: &AddressWant, listing: &ZoneListing) -> AddressPlan {
+fn plan_address(
+    zone: &Hostname,
+    index: usize,
+    w: &AddressWant,
+    listing: &ZoneListing,
+) -> AddressPlan {
     let current: Vec<_> = listing
         .addresses_of(w.host.as_str(), w.record_type)
         .collect();
@@ -297,7 +303,7 @@ fn plan_address(index: usize, w: &AddressWant, listing: &ZoneListing) -> Address
     } else if current.is_empty() && !w.interrupted {
         (
             AddressDecision::Rejected(format!(
-                "the zone has no {} record for {}; create it once in Plesk (the applier only updates existing records)",
+                "zone {zone} has no {} record for {}; create it once in Plesk (the applier only updates existing records)",
                 w.record_type, w.host
             )),
             vec![],

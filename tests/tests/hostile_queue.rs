@@ -247,7 +247,7 @@ fn hostile_items_are_rejected_and_good_entries_applied() {
         "is 104857600 bytes, more than the limit of 4096",
         "entry is not UTF-8 text",
         "entry is not a valid queue record",
-        "does not look like <host>_<TYPE>.json",
+        "does not look like <host>_<KIND>.json",
         "file name is not UTF-8",
         "www.example.org is not in an allowed zone",
         "has 2 hard links",

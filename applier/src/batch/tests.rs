@@ -9,16 +9,18 @@ use dyndns_core::config::Config;
 
 use super::*;
 use crate::backend::{Added, BackendError};
+use dyndns_core::RecordType;
+use dyndns_core::zone_listing::ZoneRecord;
 
 /// Records every call; lists the records it was given.
 #[derive(Default)]
 struct RecordingBackend {
-    records: Vec<ZoneRecord>,
+    records: ZoneListing,
     calls: Vec<String>,
 }
 
 impl DnsBackend for RecordingBackend {
-    fn list(&mut self, zone: &Hostname) -> Result<Vec<ZoneRecord>, BackendError> {
+    fn list(&mut self, zone: &Hostname) -> Result<ZoneListing, BackendError> {
         self.calls.push(format!("--info {zone}"));
         Ok(self.records.clone())
     }
@@ -78,12 +80,15 @@ fn a_host_outside_its_zone_is_never_written_at_the_apex() {
         })
         .unwrap();
     let mut backend = RecordingBackend {
-        records: vec![ZoneRecord {
-            name: "other.example.com".into(),
-            record_type: RecordType::A,
-            value: "192.0.2.99".into(),
-            address: "192.0.2.99".parse().unwrap(),
-        }],
+        records: ZoneListing {
+            addresses: vec![ZoneRecord {
+                name: "other.example.com".into(),
+                record_type: RecordType::A,
+                value: "192.0.2.99".into(),
+                address: "192.0.2.99".parse().unwrap(),
+            }],
+            txt: vec![],
+        },
         ..Default::default()
     };
     let mut retry = RetrySchedule::load(layout.retry.clone());

@@ -103,7 +103,7 @@ fn address_decisions() {
             zone: vec!["home.dyn.example.com. AAAA 2001:db8::1"],
             want: want("home.dyn.example.com", RecordType::A, "198.51.100.7", false),
             decision: Rejected(
-                "the zone has no A record for home.dyn.example.com; create it once in Plesk (the applier only updates existing records)"
+                "zone dyn.example.com has no A record for home.dyn.example.com; create it once in Plesk (the applier only updates existing records)"
                     .into(),
             ),
             calls: vec![],
@@ -135,7 +135,14 @@ fn address_decisions() {
         },
     ];
     for c in cases {
-        let plan = plan_zone(&zone(&c.zone), &[c.want], &[], &[], &limits(4));
+        let plan = plan_zone(
+            &h("dyn.example.com"),
+            &zone(&c.zone),
+            &[c.want],
+            &[],
+            &[],
+            &limits(4),
+        );
         assert_eq!(plan.addresses.len(), 1, "{}", c.what);
         assert_eq!(plan.addresses[0].decision, c.decision, "{}", c.what);
         assert_eq!(plan.addresses[0].calls, c.calls, "{}", c.what);
@@ -405,7 +412,14 @@ fn txt_decisions() {
         };
         let mut l = limits(c.max);
         l.lifetime = Duration::from_secs(3600);
-        let plan = plan_zone(&zone(&refs), &[], &wants, &c.created, &l);
+        let plan = plan_zone(
+            &h("dyn.example.com"),
+            &zone(&refs),
+            &[],
+            &wants,
+            &c.created,
+            &l,
+        );
         if wants.is_empty() && c.created.is_empty() {
             assert!(plan.txt.is_empty(), "{}", c.what);
             continue;
@@ -436,7 +450,14 @@ fn calls_come_in_latency_order() {
         label: LABEL.into(),
         requests: vec![cleanup(0, V1, 1), present(1, V2, 2)],
     }];
-    let plan = plan_zone(&listing, &addresses, &txt, &[], &limits(4));
+    let plan = plan_zone(
+        &h("dyn.example.com"),
+        &listing,
+        &addresses,
+        &txt,
+        &[],
+        &limits(4),
+    );
     let a = CallType::Address(RecordType::A);
     assert_eq!(
         plan.calls(),
@@ -469,7 +490,7 @@ fn names_are_planned_separately() {
             requests: vec![present(1, V3, 1)],
         },
     ];
-    let plan = plan_zone(&listing, &[], &txt, &[], &limits(4));
+    let plan = plan_zone(&h("dyn.example.com"), &listing, &[], &txt, &[], &limits(4));
     assert_eq!(plan.txt.len(), 2);
     assert_eq!(plan.txt[0].name.as_str(), CHALLENGE);
     assert_eq!(plan.txt[0].adding, vec![V3.to_string()]);
