@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use dyndns_core::challenge::ChallengeValue;
 use dyndns_core::credential::Credential;
 use dyndns_core::queue::QueueEntry;
 use serde::Deserialize;
@@ -378,6 +379,50 @@ impl TestEnv {
         fs::rename(&tmp, self.queue.join("new").join(name)).expect("rename");
     }
 
+    /// Writes a TXT entry the way the handler does: `op` is `present`,
+    /// `cleanup` (both with a `value`) or `clear` (without one).
+    pub fn enqueue_txt(
+        &self,
+        name: &str,
+        op: &str,
+        value: Option<&str>,
+        user: &str,
+        at: SystemTime,
+    ) {
+        let mut txt = serde_json::json!({ "op": op });
+        let kind = match value {
+            Some(v) => {
+                txt["value"] = serde_json::Value::from(v);
+                let parsed = ChallengeValue::parse(v).expect("a challenge value");
+                format!("TXT-{}", parsed.tag())
+            }
+            None => "TXTCLEAR".to_string(),
+        };
+        let entry = serde_json::json!({
+            "format": 1,
+            "host": name,
+            "type": "TXT",
+            "txt": txt,
+            "requested_at": humantime::format_rfc3339_nanos(at).to_string(),
+            "user": user,
+            "client": "203.0.113.1",
+        });
+        self.enqueue_raw(
+            &format!("{name}_{kind}.json"),
+            &serde_json::to_vec(&entry).expect("json"),
+        );
+    }
+
+    /// Puts `bytes` into `new/` under `name`, through `tmp/` and a rename.
+    pub fn enqueue_raw(&self, name: &str, bytes: &[u8]) {
+        let tmp = self
+            .queue
+            .join("tmp")
+            .join(format!("{name}.{}", rand_suffix()));
+        fs::write(&tmp, bytes).expect("write tmp");
+        fs::rename(&tmp, self.queue.join("new").join(name)).expect("rename");
+    }
+
     /// Starts `wasmtime serve` with the handler on a free loopback port,
     /// believing `spin-client-addr` as a Spin deployment does (the tests send
     /// it the way Spin would; `wasmtime serve` itself passes no peer address).
@@ -429,6 +474,14 @@ fn rand_suffix() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{n:x}")
+}
+
+/// A valid ACME DNS-01 challenge value derived from `seed`: the base64url
+/// SHA-256 digest an ACME client would publish.
+pub fn challenge_value(seed: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(seed.as_bytes()))
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
