@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod http;
 pub mod peers;
 
@@ -389,38 +390,42 @@ impl TestEnv {
         user: &str,
         at: SystemTime,
     ) {
-        let mut txt = serde_json::json!({ "op": op });
-        let kind = match value {
-            Some(v) => {
-                txt["value"] = serde_json::Value::from(v);
-                let parsed = ChallengeValue::parse(v).expect("a challenge value");
-                format!("TXT-{}", parsed.tag())
-            }
-            None => "TXTCLEAR".to_string(),
-        };
-        let entry = serde_json::json!({
-            "format": 1,
-            "host": name,
-            "type": "TXT",
-            "txt": txt,
-            "requested_at": humantime::format_rfc3339_nanos(at).to_string(),
-            "user": user,
-            "client": "203.0.113.1",
-        });
-        self.enqueue_raw(
-            &format!("{name}_{kind}.json"),
-            &serde_json::to_vec(&entry).expect("json"),
+        write_txt_entry(&self.queue, name, op, value, user, at);
+    }
+
+    /// Has the emulator, as the applier runs it, write every changed zone
+    /// into `zone_dir` and then run `reload` (an argument list, see
+    /// `PLESK_EMU_RELOAD`), as Plesk rewrites the zone and reloads BIND.
+    pub fn publish_zones(&mut self, zone_dir: &Path, reload: &[String]) {
+        fs::create_dir_all(zone_dir).expect("zone dir");
+        self.applier_env
+            .push(("PLESK_EMU_ZONE_DIR".into(), zone_dir.display().to_string()));
+        self.applier_env.push((
+            "PLESK_EMU_RELOAD".into(),
+            serde_json::to_string(reload).expect("json"),
+        ));
+    }
+
+    /// Writes every emulated zone's file into `zone_dir` now
+    /// (`plesk emu write-zones`), e.g. before a DNS server starts on them.
+    pub fn write_zone_files(&self, zone_dir: &Path) {
+        fs::create_dir_all(zone_dir).expect("zone dir");
+        let out = Command::new(plesk_emulator())
+            .args(["emu", "write-zones"])
+            .env("PLESK_EMU_STATE", &self.emu_state)
+            .env("PLESK_EMU_ZONE_DIR", zone_dir)
+            .output()
+            .expect("run the emulator");
+        assert!(
+            out.status.success(),
+            "plesk emu write-zones: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 
     /// Puts `bytes` into `new/` under `name`, through `tmp/` and a rename.
     pub fn enqueue_raw(&self, name: &str, bytes: &[u8]) {
-        let tmp = self
-            .queue
-            .join("tmp")
-            .join(format!("{name}.{}", rand_suffix()));
-        fs::write(&tmp, bytes).expect("write tmp");
-        fs::rename(&tmp, self.queue.join("new").join(name)).expect("rename");
+        enqueue_raw_in(&self.queue, name, bytes);
     }
 
     /// Starts `wasmtime serve` with the handler on a free loopback port,
@@ -474,6 +479,47 @@ fn rand_suffix() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{n:x}")
+}
+
+/// Writes a TXT entry into `queue` the way the handler does: `op` is
+/// `present`, `cleanup` (both with a `value`) or `clear` (without one).
+pub fn write_txt_entry(
+    queue: &Path,
+    name: &str,
+    op: &str,
+    value: Option<&str>,
+    user: &str,
+    at: SystemTime,
+) {
+    let mut txt = serde_json::json!({ "op": op });
+    let kind = match value {
+        Some(v) => {
+            txt["value"] = serde_json::Value::from(v);
+            let parsed = ChallengeValue::parse(v).expect("a challenge value");
+            format!("TXT-{}", parsed.tag())
+        }
+        None => "TXTCLEAR".to_string(),
+    };
+    let entry = serde_json::json!({
+        "format": 1,
+        "host": name,
+        "type": "TXT",
+        "txt": txt,
+        "requested_at": humantime::format_rfc3339_nanos(at).to_string(),
+        "user": user,
+        "client": "203.0.113.1",
+    });
+    enqueue_raw_in(
+        queue,
+        &format!("{name}_{kind}.json"),
+        &serde_json::to_vec(&entry).expect("json"),
+    );
+}
+
+fn enqueue_raw_in(queue: &Path, name: &str, bytes: &[u8]) {
+    let tmp = queue.join("tmp").join(format!("{name}.{}", rand_suffix()));
+    fs::write(&tmp, bytes).expect("write tmp");
+    fs::rename(&tmp, queue.join("new").join(name)).expect("rename");
 }
 
 /// A valid ACME DNS-01 challenge value derived from `seed`: the base64url
