@@ -9,8 +9,9 @@
 #
 # Tools are installed when missing: the wasm32-wasip2 target, wasmtime
 # $(WASMTIME_VERSION) (the Wasmtime inside Spin 4.0.2), and for the client
-# tests the Debian packages ddclient and inadyn plus Python's aiosmtpd, for
-# the packages dpkg-dev, rpm, help2man (and lintian, systemd for their tests).
+# tests the Debian packages ddclient, inadyn, bind9, pebble and lego plus
+# Python's aiosmtpd, for the packages dpkg-dev, rpm, help2man (and lintian,
+# systemd for their tests).
 
 WASMTIME_VERSION := 44.0.0
 CARGO ?= cargo
@@ -37,7 +38,7 @@ tools:
 	    $(CARGO) install wasmtime-cli --locked --version $(WASMTIME_VERSION); \
 	fi
 
-## test-deps: real update clients and an SMTP server for the end-to-end tests
+## test-deps: real update clients, an SMTP server, BIND, pebble and lego for the end-to-end tests
 test-deps:
 	@./scripts/test-deps.sh
 

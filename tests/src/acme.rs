@@ -18,17 +18,17 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::{free_port, wait_for};
+use crate::{free_port, program, wait_for};
 
 /// Runs `program args` to completion, panicking with its output on failure.
-fn run_ok(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+fn run_ok(name: &str, args: &[&str]) -> Output {
+    let out = Command::new(program(name))
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (run scripts/test-deps.sh)"));
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e} (run scripts/test-deps.sh)"));
     assert!(
         out.status.success(),
-        "{program} {args:?} failed: {}{}",
+        "{name} {args:?} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -113,7 +113,7 @@ controls {{
             "named-checkconf",
             &[conf_file.to_str().expect("utf-8 path")],
         );
-        let child = Command::new("named")
+        let child = Command::new(program("named"))
             .arg("-g")
             .arg("-c")
             .arg(&conf_file)
@@ -144,7 +144,7 @@ controls {{
     /// `rndc -s 127.0.0.1 -p PORT -k KEY reload {zone}`.
     pub fn reload_command(&self) -> Vec<String> {
         vec![
-            "rndc".into(),
+            program("rndc").display().to_string(),
             "-s".into(),
             "127.0.0.1".into(),
             "-p".into(),
@@ -166,7 +166,7 @@ controls {{
 /// (TXT strings without quotes).
 pub fn dig(port: u16, name: &str, rtype: &str) -> Vec<String> {
     {
-        let out = Command::new("dig")
+        let out = Command::new(program("dig"))
             .args([
                 "@127.0.0.1",
                 "-p",
