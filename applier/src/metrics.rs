@@ -30,6 +30,7 @@ pub struct Metrics {
     rejected: u64,
     deferred: u64,
     superseded: u64,
+    challenges: u64,
     batches: u64,
     calls: BTreeMap<(String, &'static str), u64>,
     latency: BTreeMap<String, Histogram>,
@@ -48,6 +49,7 @@ impl Metrics {
         self.rejected += report.rejected as u64;
         self.deferred += report.deferred as u64;
         self.superseded += report.superseded as u64;
+        self.challenges += report.challenges as u64;
         for (command, ok, secs) in calls {
             let result = if *ok { "ok" } else { "error" };
             *self.calls.entry((command.to_string(), result)).or_insert(0) += 1;
@@ -110,6 +112,11 @@ impl Metrics {
             "dyndns_updates_superseded_total",
             "Queued updates replaced by a newer one before being applied.",
             self.superseded,
+        );
+        counter(
+            "dyndns_challenge_records_total",
+            "ACME challenge TXT values added or removed (requested or expired).",
+            self.challenges,
         );
         counter("dyndns_batches_total", "Batches run.", self.batches);
         let _ = writeln!(
@@ -215,6 +222,7 @@ mod tests {
         let mut m = Metrics::default();
         let report = BatchReport {
             unchanged: 2,
+            challenges: 3,
             ..Default::default()
         };
         m.record_batch(
@@ -243,6 +251,10 @@ mod tests {
         );
         assert!(text.contains("dyndns_plesk_call_duration_seconds_count{command=\"--info\"} 1\n"));
         assert!(text.contains("dyndns_queue_depth 3\n"));
+        assert!(
+            text.contains("dyndns_challenge_records_total 3\n"),
+            "{text}"
+        );
         // every sample line is "name{labels} value" or "name value"
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();

@@ -398,6 +398,7 @@ impl Loop {
                 || report.rejected > 0
                 || report.deferred > 0
                 || report.superseded > 0
+                || report.challenges > 0
         };
         if busy {
             info!(
@@ -406,6 +407,7 @@ impl Loop {
                 rejected = report.rejected,
                 deferred = report.deferred,
                 superseded = report.superseded,
+                challenges = report.challenges,
                 listings = report.listings,
                 scan_ms = report.scan_ms,
                 ms = report.elapsed_ms,

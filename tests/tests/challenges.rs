@@ -380,3 +380,28 @@ fn a_failed_add_is_retried() {
     assert_eq!(txt(&env, HOME), vec![v]);
     assert!(env.queue_files("cur").is_empty());
 }
+
+#[test]
+fn dry_run_prints_the_calls_and_changes_nothing() {
+    let env = env();
+    let v = challenge_value("dry");
+    env.enqueue_txt(HOME, "present", Some(&v), "alice", at(1));
+    env.enqueue_txt(NAS, "present", Some(&v), "alice", at(2));
+    let out = env.run_applier(&["--once", "--dry-run"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "would run: {} bin dns --add dyn.example.com -txt {v} -domain _acme-challenge.home",
+            dyndns_tests::plesk_emulator().display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("may not set TXT records"), "{text}");
+    assert!(env.calls_of("--add").is_empty());
+    assert_eq!(env.queue_files("new").len(), 2, "the queue is left alone");
+    assert_eq!(created_values(&env), 0);
+}
