@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::fsutil::{atomic_write, read_optional, sync_dir};
+use crate::journal::is_leftover_temporary;
 use crate::layout::is_not_found;
 
 /// One value the applier created.
@@ -79,7 +80,12 @@ impl ChallengeStore {
         };
         for entry in dir {
             let entry = entry?;
-            if !entry.file_name().to_string_lossy().ends_with(".json") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_leftover_temporary(&name) {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            if !name.ends_with(".json") {
                 continue;
             }
             let parsed = read_optional(&entry.path(), 4096)?

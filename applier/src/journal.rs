@@ -89,7 +89,14 @@ impl Journal {
         };
         for entry in dir {
             let entry = entry?;
-            if !entry.file_name().to_string_lossy().ends_with(".json") {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_leftover_temporary(&name) {
+                // A note half-written by an applier killed mid-write (this
+                // one holds the instance lock, so no writer is alive).
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            if !name.ends_with(".json") {
                 continue;
             }
             if let Some(bytes) = read_optional(&entry.path(), 64 * 1024)?
@@ -101,6 +108,11 @@ impl Journal {
         out.sort_by(|a, b| (&a.host, a.record_type).cmp(&(&b.host, b.record_type)));
         Ok(out)
     }
+}
+
+/// The temporary file of an atomic write (`.<name>.<pid>-<n>.tmp`).
+pub fn is_leftover_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 #[cfg(test)]
@@ -127,5 +139,10 @@ mod tests {
         j.finish(&host, RecordType::A).unwrap();
         j.finish(&host, RecordType::A).unwrap();
         assert!(j.all().unwrap().is_empty());
+        // what a kill in the middle of a write leaves is cleared away
+        let leftover = dir.path().join(".home.dyn.example.com_A.json.12-3.tmp");
+        fs::write(&leftover, b"{\"host\"").unwrap();
+        assert!(j.all().unwrap().is_empty());
+        assert!(!leftover.exists());
     }
 }
