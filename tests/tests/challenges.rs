@@ -93,11 +93,17 @@ fn created_values(env: &TestEnv) -> usize {
         .unwrap_or(0)
 }
 
+/// The reasons of the notes in `failed/`, one a line.
 fn failed_reasons(env: &TestEnv) -> String {
     env.queue_files("failed")
         .iter()
         .filter(|f| f.ends_with(".reason"))
-        .map(|f| fs::read_to_string(env.queue.join("failed").join(f)).unwrap())
+        .map(|f| {
+            let note: serde_json::Value =
+                serde_json::from_slice(&fs::read(env.queue.join("failed").join(f)).unwrap())
+                    .unwrap();
+            format!("{}\n", note["reason"].as_str().unwrap())
+        })
         .collect()
 }
 
