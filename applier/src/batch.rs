@@ -12,14 +12,14 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Result;
 use dyndns_core::Hostname;
-use dyndns_core::challenge::ChallengeValue;
 use dyndns_core::config::Config;
-use dyndns_core::queue::{Entry, EntryName, TxtEntry, record_key};
+use dyndns_core::queue::{Entry, EntryName, record_key};
+use dyndns_core::state::HistoryEntry;
 use dyndns_core::untrusted_text::escape;
 use dyndns_core::zone_listing::ZoneListing;
 use dyndns_core::zone_plan::{
     AddressDecision, AddressPlan, AddressWant, CallAction, CreatedValue, PlanLimits, PlannedCall,
-    RequestOutcome, TxtPlan, TxtRequest, TxtWant, plan_zone,
+    TxtRequest, TxtWant, plan_zone,
 };
 use tracing::{debug, error, info, warn};
 
@@ -34,7 +34,7 @@ use crate::queue_reader::{
 };
 use crate::retry::RetrySchedule;
 use crate::state_store::HostStates;
-use dyndns_core::state::HistoryEntry;
+use challenges::{TxtWork, txt_key};
 
 /// What a batch did.
 #[derive(Debug, Default)]
@@ -77,24 +77,6 @@ impl AddressWork {
     fn key(&self) -> String {
         record_key(&self.want.host, self.want.record_type)
     }
-}
-
-/// The TXT entries of one `_acme-challenge` name.
-#[derive(Debug, Clone)]
-struct TxtWork {
-    name: Hostname,
-    label: String,
-    entries: Vec<(ValidEntry, TxtEntry)>,
-}
-
-impl TxtWork {
-    fn key(&self) -> String {
-        txt_key(&self.name)
-    }
-}
-
-fn txt_key(name: &Hostname) -> String {
-    format!("{name}/TXT")
 }
 
 /// Everything one zone's listing serves.
@@ -364,69 +346,6 @@ impl<B: DnsBackend> Batch<'_, B> {
                         self.journal.finish(&note.host, note.record_type)?;
                     }
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// TXT work, one per challenge name.
-    fn gather_txt(
-        &mut self,
-        entries: Vec<ValidEntry>,
-        zones: &mut BTreeMap<Hostname, ZoneWork>,
-        report: &mut BatchReport,
-    ) {
-        let mut by_name: BTreeMap<Hostname, Vec<(ValidEntry, TxtEntry)>> = BTreeMap::new();
-        for e in entries {
-            if let Entry::Txt(t) = &e.entry {
-                let t = t.clone();
-                by_name.entry(t.host.clone()).or_default().push((e, t));
-            }
-        }
-        for (name, entries) in by_name {
-            // The reader checked the name against the config already.
-            let Some(host) = self.config.challenge_host(&name) else {
-                continue;
-            };
-            let label = match label_in(&name, &host.zone) {
-                Ok(label) => label,
-                Err(reason) => {
-                    for (e, _) in &entries {
-                        self.reject(Some(e), &txt_key(&name), &reason, report);
-                    }
-                    continue;
-                }
-            };
-            zones
-                .entry(host.zone.clone())
-                .or_default()
-                .txt
-                .push(TxtWork {
-                    name,
-                    label,
-                    entries,
-                });
-        }
-    }
-
-    /// The challenge values the applier created, for every zone it is
-    /// listing anyway or where one has outlived `acme.lifetime`.
-    fn gather_expiring(&mut self, zones: &mut BTreeMap<Hostname, ZoneWork>) -> Result<()> {
-        let store = ChallengeStore::new(self.layout.challenges.clone());
-        let now = SystemTime::now();
-        let lifetime = self.config.acme.lifetime;
-        let mut by_zone: BTreeMap<Hostname, Vec<CreatedRecord>> = BTreeMap::new();
-        for record in store.all()? {
-            if !self.config.zone_allowed(&record.zone) {
-                debug!(name = %record.name, "challenge value in a zone that is no longer allowed; left alone");
-                continue;
-            }
-            by_zone.entry(record.zone.clone()).or_default().push(record);
-        }
-        for (zone, records) in by_zone {
-            let due = records.iter().any(|r| r.created_at + lifetime <= now);
-            if due || zones.contains_key(&zone) {
-                zones.entry(zone).or_default().created = records;
             }
         }
         Ok(())
@@ -785,127 +704,6 @@ impl<B: DnsBackend> Batch<'_, B> {
         )
     }
 
-    /// Rejects the name's refused requests, records and adds its new values.
-    fn txt_adds(
-        &mut self,
-        zone: &Hostname,
-        plan: &TxtPlan,
-        work: &ZoneWork,
-        store: &ChallengeStore,
-        report: &mut BatchReport,
-    ) -> Result<(), String> {
-        if let Some(w) = work.txt.iter().find(|w| w.name == plan.name) {
-            for (id, outcome) in &plan.outcomes {
-                if let (RequestOutcome::Rejected(reason), Some((e, _))) =
-                    (outcome, w.entries.get(*id))
-                {
-                    self.reject(Some(e), &w.key(), reason, report);
-                }
-            }
-        }
-        let now = SystemTime::now();
-        for value in plan.adding.iter().chain(&plan.refreshed) {
-            if self.dry_run {
-                break;
-            }
-            let Ok(value) = ChallengeValue::parse(value) else {
-                continue;
-            };
-            let record = CreatedRecord {
-                name: plan.name.clone(),
-                zone: zone.clone(),
-                value,
-                created_at: now,
-            };
-            store.record(&record).map_err(|e| format!("{e:#}"))?;
-        }
-        for c in plan.add_calls() {
-            self.call(zone, &c, report).map_err(|e| e.to_string())?;
-            report.challenges += 1;
-            if !self.dry_run {
-                info!(name = %plan.name, "added challenge value {}", c.value);
-            }
-        }
-        Ok(())
-    }
-
-    /// Deletes the values asked away and the expired ones; forgets them.
-    fn txt_deletes(
-        &mut self,
-        zone: &Hostname,
-        plan: &TxtPlan,
-        store: &ChallengeStore,
-        report: &mut BatchReport,
-    ) -> Result<(), String> {
-        for c in plan.delete_calls() {
-            if plan.expired.contains(&c.value) && !self.dry_run {
-                info!(name = %plan.name, lifetime = %humantime::format_duration(self.config.acme.lifetime), "removing challenge value {} that was not cleaned up", c.value);
-            }
-            self.call(zone, &c, report).map_err(|e| e.to_string())?;
-            report.challenges += 1;
-            if !self.dry_run
-                && let Ok(value) = ChallengeValue::parse(&c.value)
-            {
-                store
-                    .forget(&plan.name, &value)
-                    .map_err(|e| format!("{e:#}"))?;
-            }
-        }
-        if !self.dry_run {
-            for value in &plan.forget {
-                if let Ok(value) = ChallengeValue::parse(value) {
-                    store
-                        .forget(&plan.name, &value)
-                        .map_err(|e| format!("{e:#}"))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The name's calls all succeeded: its accepted entries are done.
-    fn txt_done(&mut self, plan: &TxtPlan, work: &ZoneWork, report: &mut BatchReport) {
-        let Some(w) = work.txt.iter().find(|w| w.name == plan.name) else {
-            return;
-        };
-        for (id, outcome) in &plan.outcomes {
-            let Some((e, t)) = w.entries.get(*id) else {
-                continue;
-            };
-            match outcome {
-                RequestOutcome::Rejected(_) => continue,
-                RequestOutcome::Unchanged => report.unchanged += 1,
-                RequestOutcome::Applied => {}
-            }
-            if self.dry_run {
-                report
-                    .dry_run_lines
-                    .push(format!("{} {}: done", w.name, t.txt));
-            } else {
-                debug!(name = %w.name, "{} done", t.txt);
-                remove_file(&e.path);
-            }
-        }
-        self.retry.clear(&w.key());
-    }
-
-    /// A call of the name failed: its entries wait for the retry.
-    fn txt_failed(&mut self, plan: &TxtPlan, work: &ZoneWork, msg: &str, report: &mut BatchReport) {
-        match work.txt.iter().find(|w| w.name == plan.name) {
-            Some(w) => {
-                let w = w.clone();
-                self.defer_txt(&w, msg, report);
-            }
-            // Only expired values: the next batch tries again.
-            None => warn!(name = %plan.name, "removing expired challenge values failed: {msg}"),
-        }
-    }
-
-    fn defer_txt(&mut self, w: &TxtWork, msg: &str, report: &mut BatchReport) {
-        self.defer(&w.key(), msg, report);
-        report.deferred += w.entries.len().saturating_sub(1);
-    }
-
     /// Moves an entry to `failed/` (nothing to move for a journal repair).
     fn reject(
         &mut self,
@@ -977,5 +775,6 @@ fn remove_file(path: &PathBuf) {
     }
 }
 
+mod challenges;
 #[cfg(test)]
 mod tests;
