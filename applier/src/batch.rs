@@ -51,6 +51,8 @@ pub struct BatchReport {
     pub deferred: usize,
     /// Changes held back because their host is over its change limit.
     pub limited: usize,
+    /// "Client heard" entries folded into host records.
+    pub heard: usize,
     /// Older entries replaced by a newer one for the same host and type.
     pub superseded: usize,
     /// True when a stop request ended the batch early.
@@ -123,6 +125,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         let entries = self.claim(&mut report)?;
         report.scan_ms = started.elapsed().as_millis() as u64;
 
+        let entries = self.note_heard(entries, &mut report);
         let mut zones: BTreeMap<Hostname, ZoneWork> = BTreeMap::new();
         let (addresses, txt) = self.newest(entries, &mut report);
         self.gather_addresses(addresses, &mut zones, &mut report)?;
@@ -226,7 +229,31 @@ impl<B: DnsBackend> Batch<'_, B> {
         match &e.entry {
             Entry::Address(a) => record_key(&a.host, a.record_type),
             Entry::Txt(t) => txt_key(&t.host),
+            Entry::Heard(_) => e.name.key(),
         }
+    }
+
+    /// Folds "heard" entries into their host's record (no Plesk call) and
+    /// removes them; returns the other entries.
+    fn note_heard(
+        &mut self,
+        entries: Vec<ValidEntry>,
+        report: &mut BatchReport,
+    ) -> Vec<ValidEntry> {
+        let now = SystemTime::now();
+        let mut rest = Vec::with_capacity(entries.len());
+        for e in entries {
+            let Entry::Heard(h) = &e.entry else {
+                rest.push(e);
+                continue;
+            };
+            report.heard += 1;
+            if !self.dry_run {
+                self.states.record_mut(&h.host).heard(h.requested_at, now);
+                remove_file(&e.path);
+            }
+        }
+        rest
     }
 
     /// Keeps the newest address entry per host and type (older ones are

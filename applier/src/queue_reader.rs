@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use dyndns_core::authorization::may_update;
 use dyndns_core::challenge::may_set_challenge;
 use dyndns_core::config::Config;
-use dyndns_core::queue::{self, Entry, EntryKind, EntryName, QueueEntry, TxtEntry};
+use dyndns_core::queue::{self, Entry, EntryKind, EntryName, HeardEntry, QueueEntry, TxtEntry};
 use dyndns_core::untrusted_text::{escape, escape_bytes};
 use rustix::fs::{CWD, RenameFlags};
 use tracing::{debug, error, warn};
@@ -201,6 +202,7 @@ impl<'a> QueueReader<'a> {
         match &entry {
             Entry::Address(e) => check_against_config(self.config, e)?,
             Entry::Txt(e) => check_challenge_against_config(self.config, e)?,
+            Entry::Heard(e) => check_heard_against_config(self.config, e)?,
         }
         Ok(entry)
     }
@@ -282,6 +284,30 @@ pub fn check_challenge_against_config(config: &Config, entry: &TxtEntry) -> Resu
     Ok(())
 }
 
+/// Checks a "heard" entry: the host is configured and the entry's user
+/// exists and may update it (so a compromised web side cannot make a host
+/// look alive on behalf of nobody).
+pub fn check_heard_against_config(config: &Config, entry: &HeardEntry) -> Result<(), String> {
+    if config.host(&entry.host).is_none() {
+        return Err(format!("{} is not a configured host", entry.host));
+    }
+    let Some(user) = config.user(&entry.user) else {
+        return Err(format!("user {:?} is not configured", entry.user));
+    };
+    if !may_update(
+        &user.name,
+        &user.grants,
+        &entry.host,
+        config.handler.user_named_hosts,
+    ) {
+        return Err(format!(
+            "user {:?} may not update {}",
+            entry.user, entry.host
+        ));
+    }
+    Ok(())
+}
+
 type DirItem = std::io::Result<(PathBuf, Option<String>, fs::FileType)>;
 
 /// The direct children of `dir`, not following symlinks, sorted by name.
@@ -319,7 +345,7 @@ pub fn pending_keys(layout: &Layout) -> Vec<(dyndns_core::Hostname, dyndns_core:
         .filter_map(|(_, name, _)| EntryName::parse(name.as_deref()?).ok())
         .filter_map(|n| match n.kind {
             EntryKind::Address(t) => Some((n.host, t)),
-            EntryKind::Txt(_) | EntryKind::TxtClear => None,
+            EntryKind::Txt(_) | EntryKind::TxtClear | EntryKind::Heard => None,
         })
         .collect();
     keys.sort();

@@ -52,6 +52,7 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
         let (record_type, what) = match &e.entry {
             Entry::Address(a) => (a.record_type.as_str(), a.address.to_string()),
             Entry::Txt(t) => ("TXT", t.txt.to_string()),
+            Entry::Heard(_) => ("-", "client heard".to_string()),
         };
         write!(
             out,

@@ -16,7 +16,10 @@
 //!   `_acme-challenge` name ([`TxtEntry`]); `<tag>` fingerprints the value
 //!   ([`ValueTag`]), so the values of one name never replace each other
 //!   while a cleanup replaces its own value's pending present;
-//! - `TXTCLEAR`: remove every value of an `_acme-challenge` name.
+//! - `TXTCLEAR`: remove every value of an `_acme-challenge` name;
+//! - `HEARD`: the host's client was heard from (a `nochg`), for the status
+//!   page's "last heard" ([`HeardEntry`]); one per host, written without a
+//!   disk flush and at most once per `handler.heard_resolution`.
 //!
 //! The applier applies the TXT entries of one name in `requested_at` order on
 //! top of the values the zone holds.
@@ -156,12 +159,16 @@ pub enum EntryKind {
     Txt(ValueTag),
     /// `TXTCLEAR`: remove every challenge value of the name ([`TxtEntry`]).
     TxtClear,
+    /// `HEARD`: the host's client was heard from ([`HeardEntry`]).
+    Heard,
 }
 
 /// The prefix of a [`EntryKind::Txt`] kind.
 const TXT_KIND_PREFIX: &str = "TXT-";
 /// The [`EntryKind::TxtClear`] kind.
 const TXT_CLEAR_KIND: &str = "TXTCLEAR";
+/// The [`EntryKind::Heard`] kind.
+const HEARD_KIND: &str = "HEARD";
 
 impl EntryKind {
     /// Parses the KIND part of a name.
@@ -170,6 +177,7 @@ impl EntryKind {
             "A" => Some(EntryKind::Address(RecordType::A)),
             "AAAA" => Some(EntryKind::Address(RecordType::AAAA)),
             TXT_CLEAR_KIND => Some(EntryKind::TxtClear),
+            HEARD_KIND => Some(EntryKind::Heard),
             _ => ValueTag::parse(s.strip_prefix(TXT_KIND_PREFIX)?).map(EntryKind::Txt),
         }
     }
@@ -192,6 +200,7 @@ impl fmt::Display for EntryKind {
             EntryKind::Address(t) => write!(f, "{t}"),
             EntryKind::Txt(tag) => write!(f, "{TXT_KIND_PREFIX}{tag}"),
             EntryKind::TxtClear => f.write_str(TXT_CLEAR_KIND),
+            EntryKind::Heard => f.write_str(HEARD_KIND),
         }
     }
 }
@@ -410,6 +419,65 @@ impl TxtEntry {
     }
 }
 
+/// The record type of a [`HeardEntry`]: always `HEARD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeardType {
+    /// The only value.
+    #[serde(rename = "HEARD")]
+    Heard,
+}
+
+/// "The client of `host` was heard from at `requested_at`": written by the
+/// handler for a `nochg` when the host's published last-heard time is older
+/// than `handler.heard_resolution`. Advisory: written without a disk flush,
+/// replaced by a newer one, never a Plesk change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeardEntry {
+    /// Format version ([`ENTRY_FORMAT`]).
+    pub format: u32,
+    /// The host.
+    pub host: Hostname,
+    /// Always `HEARD`.
+    #[serde(rename = "type")]
+    pub kind: HeardType,
+    /// When the handler answered.
+    #[serde(with = "humantime_serde")]
+    pub requested_at: SystemTime,
+    /// Who asked.
+    pub user: String,
+    /// Where the request came from, when known.
+    pub client: Option<IpAddr>,
+}
+
+impl HeardEntry {
+    /// Serialises the entry as the handler writes it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses untrusted bytes and checks them against their file name.
+    pub fn from_untrusted(bytes: &[u8], name: &EntryName) -> Result<HeardEntry, EntryError> {
+        let entry: HeardEntry = parse_untrusted(bytes)?;
+        if entry.format != ENTRY_FORMAT {
+            return Err(EntryError::Format(entry.format));
+        }
+        if entry.host != name.host || name.kind != EntryKind::Heard {
+            return Err(EntryError::NameMismatch {
+                content: format!("{}/{HEARD_KIND}", entry.host),
+                name: name.key(),
+            });
+        }
+        if let Some(reason) = user_name_problem(&entry.user) {
+            return Err(EntryError::BadUser {
+                user: escape(&entry.user).chars().take(140).collect(),
+                reason,
+            });
+        }
+        Ok(entry)
+    }
+}
+
 /// Any queue entry, as its name's kind says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -417,6 +485,8 @@ pub enum Entry {
     Address(QueueEntry),
     /// An ACME challenge change.
     Txt(TxtEntry),
+    /// A client heard from.
+    Heard(HeardEntry),
 }
 
 impl Entry {
@@ -427,6 +497,7 @@ impl Entry {
             EntryKind::Txt(_) | EntryKind::TxtClear => {
                 TxtEntry::from_untrusted(bytes, name).map(Entry::Txt)
             }
+            EntryKind::Heard => HeardEntry::from_untrusted(bytes, name).map(Entry::Heard),
         }
     }
 
@@ -435,6 +506,7 @@ impl Entry {
         match self {
             Entry::Address(e) => &e.host,
             Entry::Txt(e) => &e.host,
+            Entry::Heard(e) => &e.host,
         }
     }
 
@@ -443,6 +515,7 @@ impl Entry {
         match self {
             Entry::Address(e) => e.requested_at,
             Entry::Txt(e) => e.requested_at,
+            Entry::Heard(e) => e.requested_at,
         }
     }
 
@@ -451,6 +524,7 @@ impl Entry {
         match self {
             Entry::Address(e) => &e.user,
             Entry::Txt(e) => &e.user,
+            Entry::Heard(e) => &e.user,
         }
     }
 
@@ -459,6 +533,7 @@ impl Entry {
         match self {
             Entry::Address(e) => e.client,
             Entry::Txt(e) => e.client,
+            Entry::Heard(e) => e.client,
         }
     }
 }
@@ -807,5 +882,49 @@ mod tests {
             check(&good, &addr_name),
             Err(EntryError::Schema(_))
         ));
+    }
+
+    #[test]
+    fn heard_entries() {
+        let host = h("home.dyn.example.com");
+        let name = EntryName::pending(&host, EntryKind::Heard);
+        assert_eq!(name, "home.dyn.example.com_HEARD.json");
+        let parsed = EntryName::parse(&name).unwrap();
+        assert_eq!(parsed.kind, EntryKind::Heard);
+        let entry = HeardEntry {
+            format: ENTRY_FORMAT,
+            host: host.clone(),
+            kind: HeardType::Heard,
+            requested_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            user: "alice".into(),
+            client: None,
+        };
+        let json = entry.to_json();
+        assert!(json.contains("\"type\":\"HEARD\""), "{json}");
+        assert_eq!(
+            Entry::from_untrusted(json.as_bytes(), &parsed).unwrap(),
+            Entry::Heard(entry.clone())
+        );
+        // the name says HEARD for another host, or another kind
+        let other = EntryName::parse("nas.dyn.example.com_HEARD.json").unwrap();
+        assert!(matches!(
+            HeardEntry::from_untrusted(json.as_bytes(), &other),
+            Err(EntryError::NameMismatch { .. })
+        ));
+        let a = EntryName::parse("home.dyn.example.com_A.json").unwrap();
+        assert!(Entry::from_untrusted(json.as_bytes(), &a).is_err());
+        // strict: no address, no unknown keys, a valid user
+        let with_address = json.replace("\"user\"", "\"address\":\"198.51.100.1\",\"user\"");
+        assert!(matches!(
+            HeardEntry::from_untrusted(with_address.as_bytes(), &parsed),
+            Err(EntryError::Schema(_))
+        ));
+        let bad_user = json.replace("\"alice\"", "\"a b\"");
+        assert!(matches!(
+            HeardEntry::from_untrusted(bad_user.as_bytes(), &parsed),
+            Err(EntryError::BadUser { .. })
+        ));
+        // challenge names carry no HEARD entries
+        assert!(EntryName::parse("_acme-challenge.home.dyn.example.com_HEARD.json").is_err());
     }
 }

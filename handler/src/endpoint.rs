@@ -10,7 +10,7 @@ use dyndns_core::basic_auth::{BasicAuthError, parse_basic_auth};
 use dyndns_core::client_address::{client_address, parse_peer, proxy_proven};
 use dyndns_core::config::PROXY_SECRET_HEADER;
 use dyndns_core::credential::Credential;
-use dyndns_core::queue::{ENTRY_FORMAT, QueueEntry};
+use dyndns_core::queue::{ENTRY_FORMAT, HeardEntry, HeardType, QueueEntry};
 use dyndns_core::request::{MAX_HOSTS_PER_REQUEST, UpdateParams};
 use dyndns_core::update::{Requester, plan_update};
 use dyndns_core::view::HandlerSettings;
@@ -310,6 +310,21 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         };
         if let Err(e) = storage.write_entry(&entry) {
             return server_fault("cannot write the queue entry", &e);
+        }
+    }
+    for host in &plan.heard {
+        let heard = HeardEntry {
+            format: ENTRY_FORMAT,
+            host: host.clone(),
+            kind: HeardType::Heard,
+            requested_at: now,
+            user: user.name.clone(),
+            client,
+        };
+        // Advisory: a failure here costs the status page a little freshness,
+        // never the answer.
+        if let Err(e) = storage.write_heard(&heard) {
+            warn!("cannot record that {host} was heard: {e}");
         }
     }
     for limited in &plan.limited {

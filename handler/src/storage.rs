@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use dyndns_core::queue::{self, EntryName, QueueEntry};
+use dyndns_core::queue::{self, EntryKind, EntryName, HeardEntry, QueueEntry};
 use dyndns_core::state::{self, Heartbeat};
 use dyndns_core::update::UpdateContext;
 use dyndns_core::view::{self, HandlerSettings, HostView, UserView};
@@ -114,6 +114,15 @@ fn check_format(path: &Path, format: u32) -> Result<(), StorageError> {
             ),
         })
     }
+}
+
+/// Whether a queue write must be on disk before the request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// File and directory flushed (updates: `good` promises this).
+    Flushed,
+    /// Renamed into place, not flushed (advisory markers).
+    Advisory,
 }
 
 /// A user view file as looked up for a request.
@@ -244,23 +253,41 @@ impl Storage {
     /// `new/`, directory flushed. Returns once it is on disk.
     pub fn write_entry(&self, entry: &QueueEntry) -> Result<(), StorageError> {
         let name = EntryName::pending(&entry.host, entry.record_type);
+        self.put(&name, entry.to_json().as_bytes(), Durability::Flushed)
+    }
+
+    /// Writes a "client heard" marker for its host: atomically (a reader
+    /// never sees half of it) but without a disk flush, as losing one in a
+    /// crash only makes "last heard" a little older.
+    pub fn write_heard(&self, entry: &HeardEntry) -> Result<(), StorageError> {
+        let name = EntryName::pending(&entry.host, EntryKind::Heard);
+        self.put(&name, entry.to_json().as_bytes(), Durability::Advisory)
+    }
+
+    /// Puts `bytes` into `new/<name>`: written to a fresh file in `tmp/`,
+    /// renamed over whatever `new/<name>` holds.
+    fn put(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<(), StorageError> {
         let tmp = self
             .queue_dir
             .join(queue::TMP_DIR)
             .join(format!("{name}.{}.tmp", random_suffix()));
-        let target = self.queue_dir.join(queue::NEW_DIR).join(&name);
+        let target = self.queue_dir.join(queue::NEW_DIR).join(name);
+        let flushed = durability == Durability::Flushed;
         let result = (|| {
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&tmp)
                 .map_err(|e| io_err(&tmp, e))?;
-            file.write_all(entry.to_json().as_bytes())
-                .and_then(|()| file.sync_all())
+            file.write_all(bytes)
+                .and_then(|()| if flushed { file.sync_all() } else { Ok(()) })
                 .map_err(|e| io_err(&tmp, e))?;
             drop(file);
             fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
-            sync_dir(&self.queue_dir.join(queue::NEW_DIR))
+            if flushed {
+                sync_dir(&self.queue_dir.join(queue::NEW_DIR))?;
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);

@@ -458,10 +458,13 @@ impl TestEnv {
                 || serde_json::json!({"format": 1, "host": host, "a": null, "aaaa": null}),
             );
         let key = if rtype == "A" { "a" } else { "aaaa" };
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         record[key] = serde_json::json!({
             "address": address,
-            "confirmed_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            "confirmed_at": now,
         });
+        // heard just now, as the request that set it would have been
+        record["last_heard"] = serde_json::json!(now);
         fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("write host record");
         self.publish();
     }

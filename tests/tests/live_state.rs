@@ -268,3 +268,106 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn nochg_records_heard_once_per_resolution_and_the_applier_folds_it_in() {
+    // Design (issue 12): a nochg must not become a durable write. The
+    // handler writes a small "heard" marker only when the published
+    // last-heard time is older than handler.heard_resolution; the applier
+    // folds it into the host's record and republishes, so the next nochg
+    // within the period writes nothing.
+    let env = config("");
+    env.publish();
+    let server = env.serve();
+    assert_eq!(update(&server, "198.51.100.7"), "good 198.51.100.7\n");
+    let out = env.run_applier(&["--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied = env.host_record("home.dyn.example.com").unwrap();
+    let first_heard = applied["last_heard"].as_str().unwrap().to_string();
+
+    // just heard (the good's own request): a nochg writes nothing
+    assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
+    assert!(
+        env.queue_files("new").is_empty(),
+        "{:?}",
+        env.queue_files("new")
+    );
+
+    // make the published time old: the next nochg leaves one marker, however
+    // many arrive before the applier picks it up
+    let mut record = applied.clone();
+    record["last_heard"] = serde_json::json!("2026-01-01T00:00:00Z");
+    fs::write(
+        env.state.join("hosts/home.dyn.example.com.json"),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    env.publish();
+    for _ in 0..3 {
+        assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
+    }
+    assert_eq!(
+        env.queue_files("new"),
+        vec!["home.dyn.example.com_HEARD.json"]
+    );
+    let marker: serde_json::Value = serde_json::from_slice(
+        &fs::read(env.queue.join("new/home.dyn.example.com_HEARD.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["type"], "HEARD");
+    assert_eq!(marker["user"], "home");
+    assert_eq!(marker["client"], "203.0.113.44");
+
+    // the applier folds it in without touching Plesk
+    let calls_before = env.calls().len();
+    let out = env.run_applier(&["--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.calls().len(), calls_before, "no Plesk call at all");
+    assert!(env.queue_files("new").is_empty() && env.queue_files("cur").is_empty());
+    let record = env.host_record("home.dyn.example.com").unwrap();
+    let heard = record["last_heard"].as_str().unwrap();
+    assert!(heard > first_heard.as_str(), "{heard} after {first_heard}");
+    let view = fs::read_to_string(env.state.join("view/hosts/home.dyn.example.com.json")).unwrap();
+    assert!(
+        view.contains(&format!("\"last_heard\":\"{}", &heard[..19])),
+        "{view}"
+    );
+    // and now a nochg writes nothing again
+    assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
+    assert!(env.queue_files("new").is_empty());
+}
+
+#[test]
+fn a_forged_heard_marker_for_someone_elses_host_is_rejected() {
+    let env = config("");
+    let entry = serde_json::json!({
+        "format": 1, "host": "home.dyn.example.com", "type": "HEARD",
+        "requested_at": "2026-11-29T00:00:00Z", "user": "mallory", "client": null,
+    });
+    fs::write(
+        env.queue.join("new/home.dyn.example.com_HEARD.json"),
+        serde_json::to_vec(&entry).unwrap(),
+    )
+    .unwrap();
+    let out = env.run_applier(&["--once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "rejected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env.host_record("home.dyn.example.com")
+            .is_none_or(|r| r["last_heard"].is_null()),
+        "not counted as heard"
+    );
+}
