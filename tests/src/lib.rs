@@ -1,18 +1,20 @@
 //! Helpers for the integration tests: building the real artefacts (the
 //! handler `.wasm`, the applier binary), a throw-away deployment in a
 //! temporary directory (config, queue, state, Plesk emulator state), a real
-//! `wasmtime serve` on a loopback port, and a raw HTTP/1.1 client that can
-//! send the malformed requests real clients and attackers send.
+//! `wasmtime serve` or Spin on a loopback port, and a raw HTTP/1.1 client
+//! that can send the malformed requests real clients and attackers send.
 
 #![warn(missing_docs)]
 
 pub mod acme;
 pub mod http;
 pub mod peers;
+pub mod runtime;
 
 use std::fs;
 use std::io::Read;
 use std::net::{IpAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -25,6 +27,7 @@ use dyndns_core::queue::QueueEntry;
 use serde::Deserialize;
 
 pub use http::Response;
+pub use runtime::{ComponentSpec, Runtime};
 
 /// The Wasmtime version Spin 4.0.2 embeds; the tests insist on it.
 pub const WASMTIME_VERSION: &str = "44.0.0";
@@ -428,21 +431,29 @@ impl TestEnv {
         enqueue_raw_in(&self.queue, name, bytes);
     }
 
-    /// Starts `wasmtime serve` with the handler on a free loopback port,
-    /// believing `spin-client-addr` as a Spin deployment does (the tests send
-    /// it the way Spin would; `wasmtime serve` itself passes no peer address).
+    /// Starts `wasmtime serve` with the handler on a free loopback port, with
+    /// the environment of the repository's `spin.toml`: it believes
+    /// `spin-client-addr` as a Spin deployment does (the tests send it the
+    /// way Spin would; `wasmtime serve` itself passes no peer address).
     pub fn serve(&self) -> Server {
-        Server::start(
-            &self.state,
-            &self.queue,
-            &[("DYNDNS_PEER_HEADER", "spin-client-addr")],
-        )
+        self.serve_on(Runtime::Wasmtime)
     }
 
     /// Starts `wasmtime serve` as a plain wasi:http host: no peer header is
-    /// believed (`DYNDNS_PEER_HEADER` unset).
+    /// believed (`DYNDNS_PEER_HEADER` of the repository's manifest left out).
     pub fn serve_without_peer_header(&self) -> Server {
-        Server::start(&self.state, &self.queue, &[])
+        Server::serve(
+            Runtime::Wasmtime,
+            &ComponentSpec::handler(handler_wasm(), &self.state, &self.queue)
+                .without_env("DYNDNS_PEER_HEADER"),
+        )
+    }
+
+    /// Starts `runtime` with the handler on a free loopback port (Spin must
+    /// be present: check [`Runtime::usable`] first), with the environment
+    /// of the repository's `spin.toml`.
+    pub fn serve_on(&self, runtime: Runtime) -> Server {
+        Server::start_on(runtime, &self.state, &self.queue, &[])
     }
 
     /// Records, as the applier would, that `host`'s `rtype` record holds
@@ -541,94 +552,109 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A running `wasmtime serve`.
+/// A running `wasmtime serve` or `spin up`.
 pub struct Server {
     /// The port it listens on.
     pub port: u16,
+    /// The runtime serving the component.
+    pub runtime: Runtime,
     child: Child,
-    log: PathBuf,
-    _logdir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
-    /// Serves the handler with `state` and `queue` mounted like Spin would.
+    /// Serves the handler on `wasmtime serve` with `state` and `queue`
+    /// mounted as the repository's `spin.toml` mounts them.
     pub fn start(state: &Path, queue: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start_component(handler_wasm(), Some((state, queue)), env)
+        Self::start_on(Runtime::Wasmtime, state, queue, env)
     }
 
-    /// Serves any component (the benchmarks' hello-world too).
-    pub fn start_component(
-        wasm: &Path,
-        dirs: Option<(&Path, &Path)>,
-        env: &[(&str, &str)],
-    ) -> Server {
-        let logdir = tempfile::tempdir().expect("tempdir");
-        let log = logdir.path().join("serve.log");
+    /// Like [`Server::start`], on `runtime` (Spin must be present: check
+    /// [`Runtime::usable`] first).
+    pub fn start_on(runtime: Runtime, state: &Path, queue: &Path, env: &[(&str, &str)]) -> Server {
+        Self::serve(
+            runtime,
+            &ComponentSpec::handler(handler_wasm(), state, queue).with_env(env),
+        )
+    }
+
+    /// Serves any component (the benchmarks' reference components too) on
+    /// `runtime`, on a free loopback port. Spin runs as `make up` and the
+    /// systemd unit run it (`--direct-mounts --allow-transient-write`) from a
+    /// manifest generated next to the server's log, with `--log-dir`
+    /// pointing there too ([`Server::log_dir`]).
+    pub fn serve(runtime: Runtime, spec: &ComponentSpec) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("dyndns-serve")
+            .tempdir()
+            .expect("tempdir");
+        let log = dir.path().join("serve.log");
+        let manifest = dir.path().join("spin.toml");
+        if runtime == Runtime::Spin {
+            fs::write(&manifest, spec.spin_manifest()).expect("write manifest");
+        }
         for attempt in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(wasmtime());
-            cmd.arg("serve")
-                .arg("--addr")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-Scli");
-            if let Some((state, queue)) = dirs {
-                cmd.arg("--dir")
-                    .arg(format!("{}::/state", state.display()))
-                    .arg("--dir")
-                    .arg(format!("{}::/queue", queue.display()))
-                    .arg("--env")
-                    .arg("DYNDNS_STATE_DIR=/state")
-                    .arg("--env")
-                    .arg("DYNDNS_QUEUE_DIR=/queue");
-            }
-            for (k, v) in env {
-                cmd.arg("--env").arg(format!("{k}={v}"));
-            }
+            let mut cmd = match runtime {
+                Runtime::Wasmtime => {
+                    let mut cmd = Command::new(wasmtime());
+                    cmd.arg("serve")
+                        .arg("--addr")
+                        .arg(format!("127.0.0.1:{port}"))
+                        .arg("-Scli")
+                        .args(spec.wasmtime_args())
+                        .arg(&spec.wasm);
+                    cmd
+                }
+                Runtime::Spin => {
+                    let mut cmd =
+                        Command::new(runtime::spin().expect("Spin (check Runtime::usable)"));
+                    cmd.arg("up")
+                        .arg("--from")
+                        .arg(&manifest)
+                        .args(["--direct-mounts", "--allow-transient-write", "--listen"])
+                        .arg(format!("127.0.0.1:{port}"))
+                        .arg("--log-dir")
+                        .arg(dir.path().join("logs"));
+                    cmd
+                }
+            };
             let logfile = fs::File::create(&log).expect("log file");
-            let child = cmd
-                .arg(wasm)
+            let mut child = cmd
+                .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(logfile.try_clone().expect("clone"))
                 .stderr(logfile)
                 .spawn()
-                .expect("spawn wasmtime serve");
-            let mut server = Server {
-                port,
-                child,
-                log: log.clone(),
-                _logdir: tempfile::tempdir().expect("tempdir"),
-            };
-            if server.wait_ready(Duration::from_secs(60)) {
-                server._logdir = logdir;
-                return server;
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", runtime.name()));
+            if wait_ready(&mut child, port, Duration::from_secs(60)) {
+                return Server {
+                    port,
+                    runtime,
+                    child,
+                    dir,
+                };
             }
-            let _ = server.child.kill();
-            let _ = server.child.wait();
+            let _ = child.kill();
+            let _ = child.wait();
             eprintln!(
-                "wasmtime serve did not come up on port {port} (attempt {attempt}): {}",
+                "{} did not come up on port {port} (attempt {attempt}): {}",
+                runtime.name(),
                 fs::read_to_string(&log).unwrap_or_default()
             );
         }
-        panic!("wasmtime serve did not start");
+        panic!("{} did not start", runtime.name());
     }
 
-    fn wait_ready(&mut self, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    /// The process id of `wasmtime serve`.
+    /// The process id of the process that serves requests: `wasmtime
+    /// serve` itself; for Spin, the `spin trigger http` process that `spin
+    /// up` starts.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        let pid = self.child.id();
+        match self.runtime {
+            Runtime::Wasmtime => pid,
+            Runtime::Spin => children(pid).into_iter().next().unwrap_or(pid),
+        }
     }
 
     /// Sends raw bytes and reads the response.
@@ -650,7 +676,7 @@ impl Server {
     /// for `syscalls` (strace's `trace=` list) and returns the trace lines.
     pub fn trace(&self, syscalls: &str, during: impl FnOnce()) -> Vec<String> {
         let trace = self
-            ._logdir
+            .dir
             .path()
             .join(format!("strace-{}.out", rand_suffix()));
         let mut strace = Command::new(program("strace"))
@@ -675,17 +701,66 @@ impl Server {
             .collect()
     }
 
-    /// What the component logged so far.
+    /// What the runtime printed so far: the component's log lines (both
+    /// runtimes pass its stderr on), and the runtime's own.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Spin's `--log-dir` (where it also writes the component's stdout and
+    /// stderr); `None` on `wasmtime serve`.
+    pub fn log_dir(&self) -> Option<PathBuf> {
+        (self.runtime == Runtime::Spin).then(|| self.dir.path().join("logs"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The runtime leads its own process group: kill it all (`spin up`
+        // serves from a child process, which a kill of `spin up` alone
+        // would leave running).
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The process ids whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Waits until `child` accepts connections on `port`; false when it exits
+/// or `limit` passes first.
+fn wait_ready(child: &mut Child, port: u16, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// Waits until `cond` holds or `limit` passes; returns whether it held.

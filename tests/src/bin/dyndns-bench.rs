@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dyndns_core::basic_auth::encode_basic_auth;
 use dyndns_core::credential::Credential;
-use dyndns_tests::{Server, TestEnv, handler_wasm, program, root, target_dir, wait_for};
+use dyndns_tests::{
+    ComponentSpec, Runtime, Server, TestEnv, handler_wasm, program, root, target_dir, wait_for,
+};
 
 /// Connections for the "moderate load" runs.
 const MODERATE_CONNECTIONS: u32 = 2;
@@ -520,7 +522,7 @@ fn main() {
     let _ = dyndns_tests::applier_bin();
 
     eprintln!("dyndns-bench: hello-world component");
-    let hello_server = Server::start_component(&hello, None, &[]);
+    let hello_server = Server::serve(Runtime::Wasmtime, &ComponentSpec::plain(&hello));
     let hello_fig = measure(hello_server.port, None, "/");
     drop(hello_server);
 
