@@ -673,14 +673,17 @@ impl Server {
     }
 
     /// Runs `during` while strace watches the server process (all threads)
-    /// for `syscalls` (strace's `trace=` list) and returns the trace lines.
+    /// for `syscalls` (strace's `trace=` list) and returns the trace lines,
+    /// file descriptors annotated with what they are (`-y`: a path,
+    /// `socket:[...]`, `anon_inode:[eventfd]`), so that the runtime's own
+    /// descriptors can be told from the component's files on either runtime.
     pub fn trace(&self, syscalls: &str, during: impl FnOnce()) -> Vec<String> {
         let trace = self
             .dir
             .path()
             .join(format!("strace-{}.out", rand_suffix()));
         let mut strace = Command::new(program("strace"))
-            .args(["-f", "-qq", "-s", "96", "-e"])
+            .args(["-f", "-y", "-qq", "-s", "96", "-e"])
             .arg(format!("trace={syscalls}"))
             .arg("-o")
             .arg(&trace)

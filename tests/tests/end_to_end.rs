@@ -1,15 +1,17 @@
-//! End to end: a real update client -> the handler served by wasmtime serve
-//! -> the queue -> the applier -> the Plesk emulator's zone; then the same
-//! request answers nochg from the applied state. The clients are the real
-//! ddclient and inadyn (Debian packages) and curl, plus requests shaped
-//! exactly like FRITZ!Box, OPNsense and pfSense send them.
+//! End to end: a real update client -> the handler served by `wasmtime
+//! serve` and by Spin (every test on both: `NAME::test_case_1_wasmtime`,
+//! `NAME::test_case_2_spin`) -> the queue -> the applier -> the Plesk emulator's
+//! zone; then the same request answers nochg from the applied state. The
+//! clients are the real ddclient and inadyn (Debian packages) and curl, plus
+//! requests shaped exactly like FRITZ!Box, OPNsense and pfSense send them.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use dyndns_tests::{RunningApplier, Server, TestEnv, credential, http, wait_for};
+use dyndns_tests::{RunningApplier, Runtime, Server, TestEnv, credential, http, wait_for};
+use test_case::test_case;
 
 const USER: &str = "alice";
 const SECRET: &str = "Alice0Secret0For0The0Tests0123456";
@@ -20,7 +22,12 @@ struct Pipeline {
     applier: RunningApplier,
 }
 
-fn pipeline() -> Pipeline {
+/// The whole pipeline with the handler on `runtime`; `None` (after a loud
+/// skip line) when that runtime is absent.
+fn pipeline(runtime: Runtime) -> Option<Pipeline> {
+    if !runtime.usable() {
+        return None;
+    }
     let body = format!(
         r#"
 zones = ["dyn.example.com"]
@@ -61,12 +68,12 @@ hosts = ["home.dyn.example.com", "nas.dyn.example.com", "office.dyn.example.com"
         "{}",
         applier.log()
     );
-    let server = env.serve();
-    Pipeline {
+    let server = env.serve_on(runtime);
+    Some(Pipeline {
         env,
         server,
         applier,
-    }
+    })
 }
 
 impl Pipeline {
@@ -92,9 +99,12 @@ impl Pipeline {
     }
 }
 
-#[test]
-fn request_to_zone_then_nochg() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn request_to_zone_then_nochg(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     let url = "/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7";
     let r = p.server.get(url, Some((USER, SECRET)), &[]);
     assert_eq!(r.body, "good 198.51.100.7\n");
@@ -116,9 +126,12 @@ fn request_to_zone_then_nochg() {
     );
 }
 
-#[test]
-fn health_turns_503_when_the_applier_stops() {
-    let mut p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn health_turns_503_when_the_applier_stops(runtime: Runtime) {
+    let Some(mut p) = pipeline(runtime) else {
+        return;
+    };
     assert_eq!(p.server.get("/health", None, &[]).status, 200);
     p.applier.terminate();
     assert_eq!(p.applier.wait_timeout(Duration::from_secs(10)), Some(0));
@@ -163,9 +176,12 @@ fn ddclient(p: &Pipeline, ip: &str) -> String {
     )
 }
 
-#[test]
-fn ddclient_ipv4_and_ipv6() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn ddclient_ipv4_and_ipv6(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     let log = ddclient(&p, "198.51.100.21");
     assert!(
         log.contains("SUCCESS:") && log.contains("198.51.100.21"),
@@ -219,9 +235,12 @@ fn inadyn(p: &Pipeline, ip: &str, ipv6: bool) -> String {
     )
 }
 
-#[test]
-fn inadyn_custom_provider_ipv4_and_ipv6() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn inadyn_custom_provider_ipv4_and_ipv6(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     let log = inadyn(&p, "198.51.100.31", false);
     p.wait_zone("home.dyn.example.com.", "A", "198.51.100.31");
     assert!(log.contains("exit Some(0)"), "{log}");
@@ -230,9 +249,12 @@ fn inadyn_custom_provider_ipv4_and_ipv6() {
     p.wait_zone("home.dyn.example.com.", "AAAA", "2001:db8:31::31");
 }
 
-#[test]
-fn fritzbox_update_urls() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn fritzbox_update_urls(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     let fritz = [("User-Agent", "Fritz!Box DDNS/1.0.1")];
     // https://<server>/nic/update?hostname=<domain>&myip=<ipaddr>,<ip6addr>
     let r = p.server.get(
@@ -280,9 +302,12 @@ fn fritzbox_update_urls() {
     assert_eq!(mutations(), before);
 }
 
-#[test]
-fn opnsense_request() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn opnsense_request(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     let r = p.server.get(
         "/nic/update?system=dyndns&hostname=office.dyn.example.com&myip=198.51.100.51&wildcard=NOCHG&mx=NOCHG&backmx=NOCHG",
         Some((USER, SECRET)),
@@ -297,9 +322,12 @@ fn opnsense_request() {
     p.wait_zone("office.dyn.example.com.", "A", "198.51.100.51");
 }
 
-#[test]
-fn pfsense_challenge_first_with_real_curl() {
-    let p = pipeline();
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn pfsense_challenge_first_with_real_curl(runtime: Runtime) {
+    let Some(p) = pipeline(runtime) else {
+        return;
+    };
     // pfSense's custom provider uses libcurl with CURLAUTH_ANY: the first
     // request carries no credentials, the second answers the 401 challenge.
     let out = Command::new(dyndns_tests::program("curl"))
