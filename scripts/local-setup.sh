@@ -5,6 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 APPLIER=target/release/dyndns-applier
+LISTEN=${LISTEN:-127.0.0.1:3000}
 
 mkdir -p var/queue/tmp var/queue/new var/state var/private var/metrics
 if [ ! -f var/local.toml ] || [ ! -f var/demo.secret ]; then
@@ -20,10 +21,10 @@ fi
 secret=$(cat var/demo.secret)
 cat <<MSG
 
-  dyndns on http://127.0.0.1:3000  (config: var/local.toml, user "demo")
+  dyndns on http://$LISTEN  (config: var/local.toml, user "demo")
   Try:
-    curl -u demo:$secret 'http://127.0.0.1:3000/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7'
-    curl http://127.0.0.1:3000/health
+    curl -u demo:$secret 'http://$LISTEN/nic/update?hostname=home.dyn.example.com&myip=198.51.100.7'
+    curl http://$LISTEN/health
     ls var/queue/new        # queue entries
     cat var/plesk-state.json  # the emulated Plesk zone
 
