@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs what the tests drive, from Debian: the real update clients
 # ddclient and inadyn, fail2ban (fail2ban-regex checks the shipped filter),
-# curl, openssl, strace (to see the handler flush before it answers), for
-# the ACME DNS-01 tests BIND (named, rndc, named-checkzone, dig), the pebble
-# ACME test server and the lego client, and the packaging tools (rpm,
-# help2man, musl-tools, lintian, systemd-analyze); from PyPI: the aiosmtpd
-# SMTP server. Skips what is there.
+# curl, openssl, strace (to see the handler flush before it answers),
+# iproute2 (the Spin tests add a peer address to lo), for the ACME DNS-01
+# tests BIND (named, rndc, named-checkzone, dig), the pebble ACME test
+# server and the lego client, and the packaging tools (rpm, help2man,
+# musl-tools, lintian, systemd-analyze); from PyPI: the aiosmtpd SMTP
+# server. Skips what is there.
 #   scripts/test-deps.sh            everything the tests need
 #   scripts/test-deps.sh package    only what `make package` needs
 set -eu
@@ -27,6 +28,7 @@ if [ "${1:-}" != package ]; then
     need curl curl
     need openssl openssl
     need strace strace
+    need ip iproute2
     need named bind9
     need rndc bind9-utils
     need named-checkzone bind9-utils

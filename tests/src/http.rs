@@ -3,10 +3,11 @@
 //! answer, so hostile requests can be tested.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use base64::Engine;
+use socket2::{Domain, Socket, Type};
 
 /// A parsed response.
 #[derive(Debug, Clone)]
@@ -31,7 +32,27 @@ impl Response {
 
 /// Sends `request` to 127.0.0.1:`port` and reads the whole answer.
 pub fn raw(port: u16, request: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    raw_at(SocketAddr::from(([127, 0, 0, 1], port)), None, request)
+}
+
+/// Sends `request` to `server` from the local address `source` (any when
+/// `None`; another address needs it on a local interface) and reads the
+/// whole answer.
+pub fn raw_at(server: SocketAddr, source: Option<IpAddr>, request: &[u8]) -> Response {
+    let mut stream = match source {
+        None => TcpStream::connect(server).expect("connect"),
+        Some(ip) => {
+            let socket =
+                Socket::new(Domain::for_address(server), Type::STREAM, None).expect("socket");
+            socket
+                .bind(&SocketAddr::new(ip, 0).into())
+                .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+            socket
+                .connect(&server.into())
+                .unwrap_or_else(|e| panic!("connect {server} from {ip}: {e}"));
+            socket.into()
+        }
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -50,7 +71,29 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Response {
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nUser-Agent: dyndns-tests/1.0\r\n").into_bytes();
+    raw(
+        port,
+        &build(
+            &format!("127.0.0.1:{port}"),
+            method,
+            target,
+            auth,
+            headers,
+            body,
+        ),
+    )
+}
+
+/// The bytes of a request to `host` (the Host header).
+pub fn build(
+    host: &str,
+    method: &str,
+    target: &str,
+    auth: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: dyndns-tests/1.0\r\n").into_bytes();
     if let Some((u, p)) = auth {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
         req.extend_from_slice(format!("Authorization: Basic {token}\r\n").as_bytes());
@@ -65,7 +108,7 @@ pub fn request(
     if let Some(b) = body {
         req.extend_from_slice(b);
     }
-    raw(port, &req)
+    req
 }
 
 fn parse(buf: &[u8]) -> Response {

@@ -12,8 +12,8 @@ pub mod peers;
 pub mod runtime;
 
 use std::fs;
-use std::io::Read;
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::io::{Read, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -546,16 +546,35 @@ pub fn challenge_value(seed: &str) -> String {
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on(LOOPBACK)
+}
+
+fn free_port_on(host: IpAddr) -> u16 {
+    TcpListener::bind(SocketAddr::new(host, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// The flags `make up` and the systemd unit give `spin up` so that the
+/// component writes the real queue directory.
+pub const SPIN_MOUNT_FLAGS: &[&str] = &["--direct-mounts", "--allow-transient-write"];
+
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+fn serve_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dyndns-serve")
+        .tempdir()
+        .expect("tempdir")
 }
 
 /// A running `wasmtime serve` or `spin up`.
 pub struct Server {
     /// The port it listens on.
     pub port: u16,
+    /// The address it listens on.
+    pub addr: SocketAddr,
     /// The runtime serving the component.
     pub runtime: Runtime,
     child: Child,
@@ -584,52 +603,66 @@ impl Server {
     /// manifest generated next to the server's log, with `--log-dir`
     /// pointing there too ([`Server::log_dir`]).
     pub fn serve(runtime: Runtime, spec: &ComponentSpec) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("dyndns-serve")
-            .tempdir()
-            .expect("tempdir");
-        let log = dir.path().join("serve.log");
-        let manifest = dir.path().join("spin.toml");
-        if runtime == Runtime::Spin {
-            fs::write(&manifest, spec.spin_manifest()).expect("write manifest");
+        match runtime {
+            Runtime::Wasmtime => Self::launch(runtime, serve_dir(), LOOPBACK, |addr| {
+                let mut cmd = Command::new(wasmtime());
+                cmd.arg("serve")
+                    .arg("--addr")
+                    .arg(addr.to_string())
+                    .arg("-Scli")
+                    .args(spec.wasmtime_args())
+                    .arg(&spec.wasm);
+                cmd
+            }),
+            Runtime::Spin => Self::spin(spec, SPIN_MOUNT_FLAGS, LOOPBACK),
         }
+    }
+
+    /// `spin up` with `flags` (besides `--from`, `--listen` and
+    /// `--log-dir`), listening on `host` (Spin must be present).
+    pub fn spin(spec: &ComponentSpec, flags: &[&str], host: IpAddr) -> Server {
+        let dir = serve_dir();
+        let manifest = dir.path().join("spin.toml");
+        fs::write(&manifest, spec.spin_manifest()).expect("write manifest");
+        let logs = dir.path().join("logs");
+        Self::launch(Runtime::Spin, dir, host, |addr| {
+            let mut cmd = Command::new(runtime::spin().expect("Spin (check Runtime::usable)"));
+            cmd.arg("up")
+                .arg("--from")
+                .arg(&manifest)
+                .args(flags)
+                .arg("--listen")
+                .arg(addr.to_string())
+                .arg("--log-dir")
+                .arg(&logs);
+            cmd
+        })
+    }
+
+    /// Starts `command(address)` on a free port of `host` in its own
+    /// process group, its output going to `dir/serve.log`, until it accepts
+    /// connections (a few tries: another process may take the port first).
+    fn launch(
+        runtime: Runtime,
+        dir: tempfile::TempDir,
+        host: IpAddr,
+        command: impl Fn(SocketAddr) -> Command,
+    ) -> Server {
+        let log = dir.path().join("serve.log");
         for attempt in 0..5 {
-            let port = free_port();
-            let mut cmd = match runtime {
-                Runtime::Wasmtime => {
-                    let mut cmd = Command::new(wasmtime());
-                    cmd.arg("serve")
-                        .arg("--addr")
-                        .arg(format!("127.0.0.1:{port}"))
-                        .arg("-Scli")
-                        .args(spec.wasmtime_args())
-                        .arg(&spec.wasm);
-                    cmd
-                }
-                Runtime::Spin => {
-                    let mut cmd =
-                        Command::new(runtime::spin().expect("Spin (check Runtime::usable)"));
-                    cmd.arg("up")
-                        .arg("--from")
-                        .arg(&manifest)
-                        .args(["--direct-mounts", "--allow-transient-write", "--listen"])
-                        .arg(format!("127.0.0.1:{port}"))
-                        .arg("--log-dir")
-                        .arg(dir.path().join("logs"));
-                    cmd
-                }
-            };
+            let addr = SocketAddr::new(host, free_port_on(host));
             let logfile = fs::File::create(&log).expect("log file");
-            let mut child = cmd
+            let mut child = command(addr)
                 .process_group(0)
                 .stdin(Stdio::null())
                 .stdout(logfile.try_clone().expect("clone"))
                 .stderr(logfile)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", runtime.name()));
-            if wait_ready(&mut child, port, Duration::from_secs(60)) {
+            if wait_ready(&mut child, addr, Duration::from_secs(60)) {
                 return Server {
-                    port,
+                    port: addr.port(),
+                    addr,
                     runtime,
                     child,
                     dir,
@@ -638,7 +671,7 @@ impl Server {
             let _ = child.kill();
             let _ = child.wait();
             eprintln!(
-                "{} did not come up on port {port} (attempt {attempt}): {}",
+                "{} did not come up on {addr} (attempt {attempt}): {}",
                 runtime.name(),
                 fs::read_to_string(&log).unwrap_or_default()
             );
@@ -659,7 +692,20 @@ impl Server {
 
     /// Sends raw bytes and reads the response.
     pub fn raw(&self, request: &[u8]) -> Response {
-        http::raw(self.port, request)
+        http::raw_at(self.addr, None, request)
+    }
+
+    /// `GET target` sent from the local address `source` (a non-loopback
+    /// peer when that address is on `lo`, see [`LoopbackAlias`]).
+    pub fn get_from(
+        &self,
+        source: IpAddr,
+        target: &str,
+        auth: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let request = http::build(&self.addr.to_string(), "GET", target, auth, headers, None);
+        http::raw_at(self.addr, Some(source), &request)
     }
 
     /// `GET target` with optional Basic credentials and extra headers.
@@ -669,7 +715,8 @@ impl Server {
         auth: Option<(&str, &str)>,
         headers: &[(&str, &str)],
     ) -> Response {
-        http::request(self.port, "GET", target, auth, headers, None)
+        let request = http::build(&self.addr.to_string(), "GET", target, auth, headers, None);
+        http::raw_at(self.addr, None, &request)
     }
 
     /// Runs `during` while strace watches the server process (all threads)
@@ -750,15 +797,15 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until `child` accepts connections on `port`; false when it exits
+/// Waits until `child` accepts connections on `addr`; false when it exits
 /// or `limit` passes first.
-fn wait_ready(child: &mut Child, port: u16, limit: Duration) -> bool {
+fn wait_ready(child: &mut Child, addr: SocketAddr, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect(addr).is_ok() {
             return true;
         }
         thread::sleep(Duration::from_millis(20));
@@ -794,6 +841,59 @@ pub fn program(name: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Prints `SKIPPED (reason): <test name>` to stderr, past the test
+/// harness's output capture, so a skipped test shows in every run.
+pub fn skip(reason: &str) {
+    let test = thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({reason}): {test}");
+}
+
+/// An extra address on the loopback interface, so that a test client can
+/// connect from a peer address that is not loopback; removed on drop.
+pub struct LoopbackAlias {
+    /// The address.
+    pub ip: IpAddr,
+}
+
+impl LoopbackAlias {
+    /// `ip addr add ip dev lo`; needs root: `None` after a loud skip line
+    /// otherwise.
+    pub fn add(ip: &str) -> Option<LoopbackAlias> {
+        if !rustix::process::geteuid().is_root() {
+            skip("needs root to add an address to lo");
+            return None;
+        }
+        let ip: IpAddr = ip.parse().expect("address");
+        let out = Self::ip_addr("add", ip);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // "File exists": left by an interrupted run; removed on drop all the same
+        assert!(
+            out.status.success() || stderr.contains("File exists"),
+            "ip addr add {ip}: {stderr}"
+        );
+        Some(LoopbackAlias { ip })
+    }
+
+    fn ip_addr(action: &str, ip: IpAddr) -> Output {
+        let mut cmd = Command::new(program("ip"));
+        match ip {
+            IpAddr::V4(_) => cmd.args(["addr", action, &format!("{ip}/32"), "dev", "lo"]),
+            IpAddr::V6(_) => cmd.args(["-6", "addr", action, &format!("{ip}/128"), "dev", "lo"]),
+        };
+        if action == "add" && ip.is_ipv6() {
+            cmd.arg("nodad");
+        }
+        cmd.output()
+            .expect("ip (iproute2; run scripts/test-deps.sh)")
+    }
+}
+
+impl Drop for LoopbackAlias {
+    fn drop(&mut self) {
+        let _ = Self::ip_addr("del", self.ip);
+    }
 }
 
 /// Parses an address (test convenience).

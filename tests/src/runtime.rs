@@ -3,12 +3,11 @@
 //! taken from the repository's own `spin.toml`, so a change to the manifest
 //! reaches every test on both runtimes.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::root;
+use crate::{root, skip};
 
 /// Where a component is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +71,8 @@ pub fn spin() -> Option<&'static Path> {
 pub fn spin_or_skip() -> Option<&'static Path> {
     let found = spin();
     if found.is_none() {
-        let test = std::thread::current()
-            .name()
-            .unwrap_or("a Spin test")
-            .to_string();
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED (Spin not found: {}): {test}",
+        skip(&format!(
+            "Spin not found: {}",
             match std::env::var_os("SPIN") {
                 Some(path) => format!("$SPIN={} does not run", path.to_string_lossy()),
                 None => format!(
@@ -86,7 +80,7 @@ pub fn spin_or_skip() -> Option<&'static Path> {
                     root().join("../shared/tools/spin").display()
                 ),
             }
-        );
+        ));
     }
     found
 }
