@@ -1,10 +1,12 @@
 # dyndns: self-hosted DynDNS for Plesk.
 #
 #   make up      build, then serve the handler on 127.0.0.1:3000 with a local
-#                config and run the applier in dry-run mode beside it
+#                config (on Spin when there is one: $SPIN, ../shared/tools/spin,
+#                spin on PATH; else wasmtime serve) and run the applier in
+#                dry-run mode beside it
 #   make demo    the same, but the applier really applies to an emulated Plesk
 #   make test    everything CI runs: lints, unit, integration, end-to-end tests
-#   make bench   benchmarks; writes BENCHMARKS.md
+#   make bench   benchmarks on wasmtime serve and Spin; writes BENCHMARKS.md
 #   make package the Debian and RPM packages, in target/package/
 #
 # Tools are installed when missing: the wasm32-wasip2 target, wasmtime
@@ -49,7 +51,7 @@ build: tools
 lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p dyndns-handler -p hello-component --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy -p dyndns-handler -p hello-component -p durable-component -p fileops-component --target wasm32-wasip2 -- -D warnings
 
 test: tools test-deps lint
 	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
