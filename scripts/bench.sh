@@ -8,4 +8,6 @@ if ! command -v wrk >/dev/null 2>&1; then
     echo "installing wrk"
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
+# the driver runs the release applier and Plesk emulator next to itself
+cargo build --quiet --release -p dyndns-applier -p dyndns-tests --bins
 exec cargo run --quiet --release -p dyndns-tests --bin dyndns-bench
