@@ -22,12 +22,15 @@ use dyndns_tests::{
 };
 
 const ALICE: (&str, &str) = ("alice", "Alice0Secret0For0Spin0Tests012345");
+/// What Plesk's nginx sends as X-Dyndns-Proxy-Secret (handler.proxy_secret).
+const PROXY_SECRET: &str = "Proxy0Secret0For0Spin0Tests012345";
 /// The user the systemd unit's `User=dyndns` stands for in these tests.
 const NOBODY: u32 = 65534;
 
 fn config() -> String {
     format!(
         "zones = [\"dyn.example.com\"]\n\
+         [handler]\nproxy_secret = \"{PROXY_SECRET}\"\n\
          [[hosts]]\nname = \"home.dyn.example.com\"\n\
          [[hosts]]\nname = \"office.dyn.example.com\"\n\
          [[hosts]]\nname = \"v6.dyn.example.com\"\ntypes = [\"AAAA\"]\n\
@@ -130,8 +133,8 @@ fn the_client_address_is_the_peer_spin_reports_and_a_sent_one_is_ignored() {
     assert_eq!(entry.address, v4.ip);
     assert_eq!(entry.client, Some(v4.ip));
 
-    // a spin-client-addr sent by the client, and an X-Forwarded-For from a
-    // peer that is no trusted proxy, change nothing
+    // a spin-client-addr sent by the client, and an X-Forwarded-For without
+    // the proxy secret, change nothing
     let r = server.get_from(
         v4.ip,
         "/nic/update?hostname=office.dyn.example.com",
@@ -153,6 +156,16 @@ fn the_client_address_is_the_peer_spin_reports_and_a_sent_one_is_ignored() {
         &[("spin-client-addr", "203.0.113.9:1")],
     );
     assert_eq!(r.body, "badagent\n");
+    // Plesk's nginx on loopback, with the proxy secret: the forwarded address
+    let r = server.get(
+        "/nic/update?hostname=office.dyn.example.com",
+        Some(ALICE),
+        &[
+            ("x-forwarded-for", "198.51.100.5"),
+            ("x-dyndns-proxy-secret", PROXY_SECRET),
+        ],
+    );
+    assert_eq!(r.body, "good 198.51.100.5\n", "{}", server.log());
 
     // an IPv6 peer, in the form Spin writes it ([addr]:port)
     let server6 = Server::spin(
@@ -509,6 +522,8 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
         chown_nobody(&env.queue.join(sub));
         chmod(&env.queue.join(sub), 0o750);
     }
+    // the view is published for the group of queue/new: publish again
+    env.publish();
     let scratch = tempfile::Builder::new()
         .prefix("dyndns-unit")
         .tempdir()
