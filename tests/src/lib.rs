@@ -847,7 +847,9 @@ pub fn program(name: &str) -> PathBuf {
 /// harness's output capture, so a skipped test shows in every run.
 pub fn skip(reason: &str) {
     let test = thread::current().name().unwrap_or("a test").to_string();
-    let _ = writeln!(std::io::stderr(), "SKIPPED ({reason}): {test}");
+    // one write, so that the line stays whole between the harness's own
+    let line = format!("SKIPPED ({reason}): {test}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// An extra address on the loopback interface, so that a test client can
