@@ -736,7 +736,7 @@ fn time_breakdown(rt: Runtime, f: &RuntimeFigures) -> String {
     let durable = us_per_request(&f.durable);
     let good = us_per_request(&f.good);
     format!(
-        "**Where the time goes on {}** (server time per request = 1 / throughput at {SATURATING_CONNECTIONS} connections, so it adds up across the machine's cores). Hello-world: {hello:.0} µs. The handler answering an unknown path (instantiation, routing): {not_found:.0} µs. `nochg` (authentication, validation, and the lookups of settings, user, host and the newest known address in the view and the queue): {nochg:.0} µs, so the lookups and checks take {:+.0} µs, the time of about {:.0} view-file reads at the {:.1} µs one costs through this runtime's WASI (table above; a file that is not there: {:.1} µs, a stat: {:.1} µs). The durable-write component: {durable:.0} µs; `good`: {good:.0} µs, so the handler's own work around the write costs {:+.0} µs per request.\n",
+        "**Where the time goes on {}** (server time per request = 1 / throughput at {SATURATING_CONNECTIONS} connections, so it adds up across the machine's cores). Hello-world: {hello:.0} µs. The handler answering an unknown path (instantiation, routing): {not_found:.0} µs. `nochg` (authentication, validation, and the handler's file lookups in the view and the queue): {nochg:.0} µs, so these take {:+.0} µs, as long as {:.1} view-file reads at the {:.1} µs one costs through this runtime's WASI (table above; a file that is not there: {:.1} µs, a stat: {:.1} µs). The durable-write component: {durable:.0} µs; `good`: {good:.0} µs, so the handler's own work around the write costs {:+.0} µs per request.\n",
         label(rt),
         nochg - not_found,
         (nochg - not_found) / op("read"),
@@ -934,7 +934,7 @@ fn main() {
     let _ = writeln!(md, "### File operations through each runtime\n");
     let _ = writeln!(
         md,
-        "Measured by `bench/fileops-component`: one request runs one operation N times on a mounted directory and times the loop inside the component, so a figure is the runtime's WASI work for one operation, without HTTP or instantiation (median of three requests, sequential, no other load).\n"
+        "Measured by `bench/fileops-component`: one request runs one operation N times on a mounted directory and times the loop inside the component, so a figure is the runtime's WASI work for one operation, without HTTP or instantiation (median of three requests, sequential, no other load from the benchmark). The rows with an fsync measure the disk (and whatever else writes to it) more than the runtime.\n"
     );
     let mut header = String::from("| operation | N |");
     let mut rule = String::from("| --- | --- |");
