@@ -513,9 +513,10 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
         skip("needs root to run Spin as another user");
         return;
     }
-    // The layout of README's "Deployment on Plesk" in a scratch directory:
-    // /opt/dyndns (root's, read-only for the service), the state (root's),
-    // the queue's tmp/ and new/ (the service user's), and its home.
+    // The package's layout (README, "Deployment on Plesk") in a scratch
+    // directory: the app folder (root's, read-only for the service), the
+    // state (root's), the queue's tmp/ and new/ (the service user's), and
+    // Spin's home and state folder (the service user's).
     let env = deployment();
     chmod(env.dir.path(), 0o755);
     for sub in ["tmp", "new"] {
@@ -529,12 +530,18 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
         .tempdir()
         .expect("tempdir");
     chmod(scratch.path(), 0o755);
-    let opt = scratch.path().join("opt/dyndns");
-    let home = scratch.path().join("home");
-    fs::create_dir_all(&opt).expect("opt");
+    let app = scratch.path().join("usr/share/dyndns");
+    let home = scratch.path().join("var/lib/dyndns-spin");
+    fs::create_dir_all(&app).expect("app folder");
     fs::create_dir_all(&home).expect("home");
     chown_nobody(&home);
-    fs::copy(handler_wasm(), opt.join("dyndns_handler.wasm")).expect("copy wasm");
+    chmod(&home, 0o750);
+    fs::copy(handler_wasm(), app.join("dyndns_handler.wasm")).expect("copy wasm");
+    // the unit's absolute paths, moved into the scratch directory
+    let moved = |path: &str| {
+        path.replace("/usr/share/dyndns", &app.display().to_string())
+            .replace("/var/lib/dyndns-spin", &home.display().to_string())
+    };
 
     // deploy/spin.toml with only its two absolute paths changed
     let shipped = fs::read_to_string(root().join("deploy/spin.toml")).expect("deploy/spin.toml");
@@ -555,30 +562,24 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
             .replace(&format!("\"{queue}\""), "\"/var/lib/dyndns/queue\""),
         shipped
     );
-    fs::write(opt.join("spin.toml"), &manifest).expect("manifest");
+    fs::write(app.join("spin.toml"), &manifest).expect("manifest");
 
     // the unit's command line, its working directory and home, its user
     let unit = fs::read_to_string(root().join("deploy/systemd/dyndns-spin.service"))
         .expect("dyndns-spin.service");
     assert_eq!(unit_value(&unit, "User"), "dyndns");
-    assert_eq!(unit_value(&unit, "WorkingDirectory"), "/opt/dyndns");
-    assert_eq!(
-        unit_value(&unit, "Environment"),
-        "HOME=/var/lib/dyndns-spin"
-    );
+    let workdir = unit_value(&unit, "WorkingDirectory");
+    let home_env = unit_value(&unit, "Environment");
+    assert_eq!(home_env, "HOME=/var/lib/dyndns-spin");
     let exec = shlex::split(&unit_value(&unit, "ExecStart")).expect("ExecStart quoting");
+    assert_eq!(exec[..3], ["/usr/local/bin/spin", "up", "--from"]);
     assert_eq!(
-        exec[..4],
-        [
-            "/usr/local/bin/spin",
-            "up",
-            "--from",
-            "/opt/dyndns/spin.toml"
-        ]
+        Path::new(&exec[3]).parent(),
+        Some(Path::new(&workdir)),
+        "the manifest is in the working directory"
     );
     let port = dyndns_tests::free_port();
-    let mut args: Vec<String> = exec[1..].to_vec();
-    args[2] = opt.join("spin.toml").display().to_string();
+    let mut args: Vec<String> = exec[1..].iter().map(|a| moved(a)).collect();
     let listen = args.iter().position(|a| a == "--listen").expect("--listen");
     assert_eq!(args[listen + 1], "127.0.0.1:3000");
     args[listen + 1] = format!("127.0.0.1:{port}");
@@ -587,8 +588,8 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
     let mut group = Group::spawn(
         Command::new(spin)
             .args(&args)
-            .current_dir(&opt)
-            .env("HOME", &home)
+            .current_dir(moved(&workdir))
+            .env("HOME", moved(home_env.trim_start_matches("HOME=")))
             // the wrapper in ../shared/tools unpacks Spin under the home
             .env("DYNDNS_TOOLS_CACHE", home.join(".cache/dyndns-tools"))
             .uid(NOBODY)
@@ -621,27 +622,40 @@ fn server_install_serves_with_the_units_command_line_as_an_unprivileged_user() {
     );
     assert_eq!(r.body, "badauth\n");
     // the component's log reaches Spin's stderr, the journal
+    let line = "authentication failed client=127.0.0.1 user=\"mallory\"";
     assert!(
         wait_for(Duration::from_secs(5), || fs::read_to_string(&log)
-            .is_ok_and(|t| t.contains(
-                "authentication failed client=127.0.0.1 user=\"mallory\""
-            ))),
+            .is_ok_and(|t| t.contains(line))),
         "{}",
         fs::read_to_string(&log).unwrap_or_default()
     );
-    // and Spin wrote nothing of its own: no .spin/, no log files
-    let mut in_opt: Vec<String> = fs::read_dir(&opt)
-        .expect("opt")
+    // Spin wrote nothing into the app folder, its files are in its home
+    let mut in_app: Vec<String> = fs::read_dir(&app)
+        .expect("app folder")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    in_opt.sort();
-    assert_eq!(in_opt, ["dyndns_handler.wasm", "spin.toml"]);
+    in_app.sort();
+    assert_eq!(in_app, ["dyndns_handler.wasm", "spin.toml"]);
     let written: Vec<PathBuf> = walk(&home)
         .into_iter()
         .filter(|p| !p.starts_with(home.join(".cache")))
         .collect();
-    assert!(written.is_empty(), "Spin wrote {written:?}");
+    assert!(
+        written
+            .iter()
+            .all(|p| fs::metadata(p).is_ok_and(|m| m.uid() == NOBODY)),
+        "{written:?}"
+    );
+    // with a --state-dir, a copy of the component's log lands there too
+    if let Some(i) = args.iter().position(|a| a == "--state-dir") {
+        let copy = Path::new(&args[i + 1]).join("logs/dyndns_stderr.txt");
+        assert!(
+            fs::read_to_string(&copy).is_ok_and(|t| t.contains(line)),
+            "{}: {written:?}",
+            copy.display()
+        );
+    }
 }
 
 /// Every file below `dir`.
