@@ -119,10 +119,10 @@ impl<B: DnsBackend> Batch<'_, B> {
     pub fn run(&mut self) -> Result<BatchReport> {
         let started = Instant::now();
         let mut report = BatchReport::default();
-        if !self.dry_run {
-            self.withhold_pending()?;
-        }
         let entries = self.claim(&mut report)?;
+        if !self.dry_run {
+            self.withhold_changing(&entries)?;
+        }
         report.scan_ms = started.elapsed().as_millis() as u64;
 
         let entries = self.note_heard(entries, &mut report);
@@ -151,21 +151,27 @@ impl<B: DnsBackend> Batch<'_, B> {
         Ok(report)
     }
 
-    /// Before anything is claimed: every record type with an entry waiting
-    /// (in `new/` or `cur/`) is published without its address, so that a
-    /// request arriving while the entry is processed is never answered
-    /// `nochg` against the address about to be replaced (it is queued
-    /// instead). Types with nothing waiting get their address back.
-    fn withhold_pending(&mut self) -> Result<()> {
-        let waiting: InFlux = pending_keys(self.layout).into_iter().collect();
-        if waiting == *self.in_flux {
-            return Ok(());
+    /// Right after the claim: every record type whose claimed entry asks
+    /// for another address than the one in the zone is published "in flux"
+    /// before anything is changed, so that a request for the address about
+    /// to be replaced is queued (good) instead of answered `nochg`. Entries
+    /// that only confirm the zone's address cost no view write here (a
+    /// burst of 10,000 unchanged entries stays cheap).
+    fn withhold_changing(&mut self, entries: &[ValidEntry]) -> Result<()> {
+        let mut changed: BTreeSet<Hostname> = BTreeSet::new();
+        for e in entries {
+            let Entry::Address(a) = &e.entry else {
+                continue;
+            };
+            let current = self
+                .states
+                .get(&a.host)
+                .and_then(|r| r.current(a.record_type))
+                .map(|c| c.address);
+            if current != Some(a.address) && self.in_flux.insert((a.host.clone(), a.record_type)) {
+                changed.insert(a.host.clone());
+            }
         }
-        let changed: BTreeSet<Hostname> = waiting
-            .symmetric_difference(self.in_flux)
-            .map(|(h, _)| h.clone())
-            .collect();
-        *self.in_flux = waiting;
         let changed: Vec<Hostname> = changed.into_iter().collect();
         self.publisher.publish_hosts(
             self.config,
@@ -187,7 +193,7 @@ impl<B: DnsBackend> Batch<'_, B> {
             .difference(&still_waiting)
             .map(|(h, _)| h.clone())
             .collect();
-        *self.in_flux = still_waiting;
+        self.in_flux.retain(|k| still_waiting.contains(k));
         changed.extend(released);
         changed.sort();
         changed.dedup();
@@ -249,7 +255,8 @@ impl<B: DnsBackend> Batch<'_, B> {
             };
             report.heard += 1;
             if !self.dry_run {
-                self.states.record_mut(&h.host).heard(h.requested_at, now);
+                self.states
+                    .update(&h.host, |r| r.heard(h.requested_at, now));
                 remove_file(&e.path);
             }
         }
@@ -568,7 +575,7 @@ impl<B: DnsBackend> Batch<'_, B> {
                         "{} {} already has {}",
                         w.want.host, w.want.record_type, w.want.target
                     ));
-                } else if let Err(e) = self.finish_address(w) {
+                } else if let Err(e) = self.finish_address(w, false) {
                     self.defer(&w.key(), &format!("{e:#}"), report);
                 }
                 return;
@@ -613,7 +620,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         let change = self.change_record(zone, w, old);
         if !self.dry_run {
             self.record_change(&change);
-            if let Err(e) = self.finish_address(w) {
+            if let Err(e) = self.finish_address(w, true) {
                 self.defer(&w.key(), &format!("{e:#}"), report);
                 return;
             }
@@ -689,15 +696,22 @@ impl<B: DnsBackend> Batch<'_, B> {
         );
     }
 
-    /// The wanted address holds: record it, close the journal, drop the entry.
-    fn finish_address(&mut self, w: &AddressWork) -> Result<()> {
+    /// The wanted address holds: record it, close the journal, drop the
+    /// entry. After a real change the host's view is published right away
+    /// (`settle`); a confirmation of the zone's address is published with
+    /// the rest at the end of the batch.
+    fn finish_address(&mut self, w: &AddressWork, settle: bool) -> Result<()> {
         let now = SystemTime::now();
-        let record = self.states.record_mut(&w.want.host);
-        record.confirm(w.want.record_type, w.want.target, now);
-        if let Some(e) = &w.entry {
-            record.heard(e.entry.requested_at(), now);
+        let heard = w.entry.as_ref().map(|e| e.entry.requested_at());
+        self.states.update(&w.want.host, |record| {
+            record.confirm(w.want.record_type, w.want.target, now);
+            if let Some(at) = heard {
+                record.heard(at, now);
+            }
+        });
+        if settle {
+            self.publish_settled(w)?;
         }
-        self.publish_settled(w)?;
         self.journal.finish(&w.want.host, w.want.record_type)?;
         if let Some(e) = &w.entry {
             remove_file(&e.path);

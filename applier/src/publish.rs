@@ -7,7 +7,8 @@
 //! each atomically. Everything is mode 0640 with the handler's group, in
 //! directories of mode 0750.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -83,6 +84,9 @@ pub struct Publisher {
     settings: HandlerSettings,
     /// For each host, the users (index into `config.users`) listing it inline.
     inline_users: BTreeMap<Hostname, Vec<usize>>,
+    /// The live state last written for each host, so that republishing a
+    /// host whose state did not change writes nothing.
+    published: RefCell<HashMap<Hostname, HostLive>>,
 }
 
 impl Publisher {
@@ -91,6 +95,7 @@ impl Publisher {
         Publisher {
             settings: view::handler_settings(config),
             inline_users: view::inline_users_by_host(config),
+            published: RefCell::new(HashMap::new()),
         }
     }
 
@@ -127,6 +132,11 @@ impl Publisher {
         let files = render(&View::from_config(config, &|h| {
             Self::live(states, in_flux, h)
         }))?;
+        *self.published.borrow_mut() = config
+            .hosts
+            .keys()
+            .map(|h| (h.clone(), Self::live(states, in_flux, h)))
+            .collect();
         let access = layout.state_access();
         let staging = layout
             .state
@@ -166,13 +176,20 @@ impl Publisher {
         in_flux: &InFlux,
         hosts: &[Hostname],
     ) -> Result<()> {
+        let live = |h: &Hostname| Self::live(states, in_flux, h);
+        let hosts: Vec<&Hostname> = {
+            let published = self.published.borrow();
+            hosts
+                .iter()
+                .filter(|h| published.get(*h) != Some(&live(h)))
+                .collect()
+        };
         if hosts.is_empty() {
             return Ok(());
         }
         let access = layout.state_access();
-        let live = |h: &Hostname| Self::live(states, in_flux, h);
         let mut users: BTreeSet<usize> = BTreeSet::new();
-        for host in hosts {
+        for &host in &hosts {
             if let Some(entry) = view::host_view(config, host, live(host)) {
                 let path = layout
                     .view
@@ -194,6 +211,10 @@ impl Publisher {
                 .join(view::user_file_name(&user.name));
             atomic_write_unsynced_as(&path, &serde_json::to_vec(&file)?, access)
                 .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let mut published = self.published.borrow_mut();
+        for host in hosts {
+            published.insert(host.clone(), live(host));
         }
         Ok(())
     }

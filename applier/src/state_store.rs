@@ -130,6 +130,21 @@ impl HostStates {
             .or_insert_with(|| HostRecord::new(host.clone()))
     }
 
+    /// Applies `change` to the record of `host` (created when missing) and
+    /// marks it for writing only when that changed something: a burst of
+    /// entries confirming what is known costs no writes.
+    pub fn update(&mut self, host: &Hostname, change: impl FnOnce(&mut HostRecord)) {
+        let record = self
+            .records
+            .entry(host.clone())
+            .or_insert_with(|| HostRecord::new(host.clone()));
+        let before = record.clone();
+        change(record);
+        if *record != before {
+            self.dirty.insert(host.clone());
+        }
+    }
+
     /// Writes the changed records and returns their hosts (whose view files
     /// need rewriting).
     pub fn save(&mut self, layout: &Layout) -> Result<Vec<Hostname>> {

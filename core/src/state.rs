@@ -31,7 +31,7 @@ pub const HOST_RECORD_FORMAT: u32 = 1;
 pub struct CurrentAddress {
     /// The address.
     pub address: IpAddr,
-    /// When it was last applied or confirmed in the zone.
+    /// Since when the zone holds it (applied, or first confirmed).
     #[serde(with = "humantime_serde")]
     pub confirmed_at: SystemTime,
 }
@@ -107,16 +107,20 @@ impl HostRecord {
     }
 
     /// Records that `address` is in the zone for `record_type` (applied or
-    /// confirmed) at `at`.
+    /// confirmed) at `at`. Confirming the address already recorded keeps
+    /// its time: `confirmed_at` says since when the zone holds it.
     pub fn confirm(&mut self, record_type: RecordType, address: IpAddr, at: SystemTime) {
-        let current = Some(CurrentAddress {
+        let slot = match record_type {
+            RecordType::A => &mut self.a,
+            RecordType::AAAA => &mut self.aaaa,
+        };
+        if slot.as_ref().is_some_and(|c| c.address == address) {
+            return;
+        }
+        *slot = Some(CurrentAddress {
             address,
             confirmed_at: at,
         });
-        match record_type {
-            RecordType::A => self.a = current,
-            RecordType::AAAA => self.aaaa = current,
-        }
     }
 
     /// Adds a change to the history, dropping the oldest of its type beyond
