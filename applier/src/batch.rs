@@ -455,7 +455,10 @@ impl<B: DnsBackend> Batch<'_, B> {
                 continue;
             }
             match self.txt_deletes(zone, p, &store, report) {
-                Ok(()) => self.txt_done(p, &work, report),
+                Ok(()) => {
+                    self.publish_challenges(p, &work);
+                    self.txt_done(p, &work, report)
+                }
                 Err(msg) => self.txt_failed(p, &work, &msg, report),
             }
         }

@@ -74,6 +74,13 @@ impl ChallengeValue {
         }
     }
 
+    /// The value for an ACME key authorization (`token.thumbprint`): its
+    /// SHA-256 digest, base64url encoded (RFC 8555 section 8.4), as lego's
+    /// `httpreq` RAW mode leaves to the server.
+    pub fn from_key_authorization(key_authorization: &str) -> ChallengeValue {
+        ChallengeValue(URL_SAFE_NO_PAD.encode(Sha256::digest(key_authorization.as_bytes())))
+    }
+
     /// The value as sent.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -182,6 +189,14 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(ChallengeValue::parse(&input), Err(want), "{input:?}");
         }
+    }
+
+    #[test]
+    fn key_authorizations_become_values() {
+        let ka = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI";
+        let v = ChallengeValue::from_key_authorization(ka);
+        assert_eq!(v.as_str(), real_value());
+        assert_eq!(ChallengeValue::parse(v.as_str()), Ok(v));
     }
 
     #[test]

@@ -283,10 +283,19 @@ pub enum ConfigProblem {
     AcmeMaxValues(usize),
     /// `acme.httpreq_path` is not a usable path.
     #[error(
-        "acme.httpreq_path {0:?} must start with '/', not end with '/', use only letters, digits, '-', '_', '.' and '/', and not be /nic or /health"
+        "acme.httpreq_path {0:?} must start with '/', not end with '/', use only letters, digits, '-', '_', '.' and '/', and not be /nic, /health, /update or /status"
     )]
     BadHttpreqPath(String),
+    /// `acme.present_wait` longer than [`MAX_PRESENT_WAIT`].
+    #[error(
+        "acme.present_wait is {0:?}; at most {MAX_PRESENT_WAIT:?} (and under the proxy's read timeout)"
+    )]
+    PresentWait(Duration),
 }
+
+/// Longest `acme.present_wait`: a request held longer than this is held
+/// longer than any proxy waits.
+pub const MAX_PRESENT_WAIT: Duration = Duration::from_secs(120);
 
 /// Most TXT values one challenge name may hold at once.
 pub const MAX_ACME_VALUES: usize = 16;
@@ -372,9 +381,15 @@ pub struct AcmeOptions {
     /// cleaned up or not.
     #[serde(default = "default_acme_lifetime", with = "humantime_serde")]
     pub lifetime: Duration,
-    /// Base path of the `httpreq` endpoints (`<path>/present`, `<path>/cleanup`).
+    /// Base path of the `httpreq` endpoints (`<path>/present`,
+    /// `<path>/cleanup`) and of the acme-dns one (`<path>/update`).
     #[serde(default = "default_httpreq_path")]
     pub httpreq_path: String,
+    /// Longest a `present` waits for its value to be in the zone before it
+    /// answers anyway (the value stays queued). Keep it under the proxy's
+    /// read timeout (30 s in the shipped nginx directives).
+    #[serde(default = "default_present_wait", with = "humantime_serde")]
+    pub present_wait: Duration,
 }
 
 impl Default for AcmeOptions {
@@ -384,6 +399,7 @@ impl Default for AcmeOptions {
             max_values: default_max_values(),
             lifetime: default_acme_lifetime(),
             httpreq_path: default_httpreq_path(),
+            present_wait: default_present_wait(),
         }
     }
 }
@@ -396,6 +412,9 @@ fn default_acme_lifetime() -> Duration {
 }
 fn default_httpreq_path() -> String {
     "/acme".into()
+}
+fn default_present_wait() -> Duration {
+    Duration::from_secs(25)
 }
 
 /// A dynamic host.
@@ -796,7 +815,7 @@ fn httpreq_path_ok(path: &str) -> bool {
         && path[1..]
             .split('/')
             .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
-        && !["/nic", "/health", "/update"]
+        && !["/nic", "/health", "/update", "/status"]
             .iter()
             .any(|taken| path == *taken || path.starts_with(&format!("{taken}/")))
 }
@@ -1185,6 +1204,9 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
     }
     if !httpreq_path_ok(&acme.httpreq_path) {
         problems.push(ConfigProblem::BadHttpreqPath(acme.httpreq_path.clone()));
+    }
+    if acme.present_wait > MAX_PRESENT_WAIT {
+        problems.push(ConfigProblem::PresentWait(acme.present_wait));
     }
 
     Config {

@@ -44,6 +44,9 @@ pub struct UpdateParams {
     pub ip6lanprefix: Option<String>,
     /// `use_source=true`: take the address the request came from.
     pub use_source: bool,
+    /// `txt`: an ACME challenge value for an `_acme-challenge` host name
+    /// (empty: remove the name's values). Not yet validated.
+    pub txt: Option<String>,
 }
 
 impl UpdateParams {
@@ -74,6 +77,7 @@ impl UpdateParams {
                 "ipv4" => &mut self.ipv4,
                 "ipv6" => &mut self.ipv6,
                 "ip6lanprefix" => &mut self.ip6lanprefix,
+                "txt" => &mut self.txt,
                 "use_source" => {
                     let value = decode(raw_value)?;
                     self.use_source |= matches!(
@@ -94,6 +98,21 @@ impl UpdateParams {
             self.hostnames = split_list(&list).map(str::to_string).collect();
         }
         Ok(())
+    }
+
+    /// True when the request names an address in any way (including an
+    /// empty `myip=` or `use_source`): a TXT request must not.
+    pub fn mentions_address(&self) -> bool {
+        self.use_source
+            || [
+                &self.myip,
+                &self.myipv6,
+                &self.ipv4,
+                &self.ipv6,
+                &self.ip6lanprefix,
+            ]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| !v.trim().is_empty()))
     }
 
     /// True when the request names an address itself (as opposed to leaving
@@ -233,6 +252,38 @@ mod tests {
         );
         assert_eq!(p.myip.as_deref(), Some("198.51.100.7"));
         assert!(!p.use_source);
+    }
+
+    #[test]
+    fn txt_values() {
+        let p = UpdateParams::parse(
+            "hostname=_acme-challenge.home.dyn.example.com&txt=LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0",
+        )
+        .unwrap();
+        assert_eq!(
+            p.txt.as_deref(),
+            Some("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0")
+        );
+        assert!(!p.mentions_address());
+        let p = UpdateParams::parse("hostname=x&txt=").unwrap();
+        assert_eq!(p.txt.as_deref(), Some(""), "empty: clear");
+        assert_eq!(UpdateParams::parse("hostname=x").unwrap().txt, None);
+        let p = UpdateParams::parse("hostname=x&txt=a%20b&txt=c").unwrap();
+        assert_eq!(p.txt.as_deref(), Some("a b"), "decoded, first wins");
+        for with_address in [
+            "myip=198.51.100.1",
+            "use_source=1",
+            "ipv6=2001:db8::1",
+            "ip6lanprefix=2001:db8::/64",
+        ] {
+            let p = UpdateParams::parse(&format!("hostname=x&txt=v&{with_address}")).unwrap();
+            assert!(p.mentions_address(), "{with_address}");
+        }
+        assert!(
+            !UpdateParams::parse("hostname=x&txt=v&myip=")
+                .unwrap()
+                .mentions_address()
+        );
     }
 
     #[test]

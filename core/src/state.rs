@@ -77,6 +77,10 @@ pub struct HostRecord {
     /// Applied changes, oldest first; at most [`HISTORY_PER_TYPE`] per type.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The TXT values at `_acme-challenge.<host>` as the applier last left
+    /// them, oldest first (see [`HostLive::challenges`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challenges: Vec<String>,
 }
 
 impl HostRecord {
@@ -90,6 +94,7 @@ impl HostRecord {
             last_heard: None,
             limited_until: None,
             history: Vec::new(),
+            challenges: Vec::new(),
         }
     }
 
@@ -197,6 +202,7 @@ impl HostRecord {
             limited_until: self.limited_until,
             last_heard: self.last_heard,
             in_flux: Vec::new(),
+            challenges: self.challenges.clone(),
         }
     }
 }

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::authorization::{Grant, host_named_by_user};
-use crate::config::{Config, UserConfig};
+use crate::config::{AcmeOptions, Config, UserConfig};
 use crate::credential::Credential;
 use crate::hostname::Hostname;
 use crate::record_type::RecordType;
@@ -78,6 +78,41 @@ pub struct HandlerSettings {
     /// A `nochg` records "heard" when the published time is older than this.
     #[serde(with = "humantime_serde")]
     pub heard_resolution: Duration,
+    /// ACME DNS-01 challenge endpoints (off in views published before them).
+    #[serde(default)]
+    pub acme: AcmeSettings,
+}
+
+/// What the handler needs of the `[acme]` config table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// Whether users may set challenge values at all.
+    pub enabled: bool,
+    /// Most values one `_acme-challenge` name may hold at once.
+    pub max_values: usize,
+    /// Base path of the `httpreq` and acme-dns endpoints.
+    pub httpreq_path: String,
+    /// Longest a `present` waits for its value to be in the zone.
+    #[serde(with = "humantime_serde")]
+    pub present_wait: Duration,
+}
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        AcmeSettings::from(&AcmeOptions::default())
+    }
+}
+
+impl From<&AcmeOptions> for AcmeSettings {
+    fn from(o: &AcmeOptions) -> Self {
+        AcmeSettings {
+            enabled: o.enabled,
+            max_values: o.max_values,
+            httpreq_path: o.httpreq_path.clone(),
+            present_wait: o.present_wait,
+        }
+    }
 }
 
 impl HandlerSettings {
@@ -114,6 +149,11 @@ pub struct HostLive {
     /// address is about to be replaced, so it is no ground for `nochg`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flux: Vec<RecordType>,
+    /// The TXT values at `_acme-challenge.<host>` after the applier last
+    /// changed or listed them, oldest first: what a challenge `present`
+    /// waits for and what counts against `acme.max_values`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challenges: Vec<String>,
 }
 
 impl HostLive {
@@ -234,6 +274,7 @@ pub fn handler_settings(config: &Config) -> HandlerSettings {
         realm: config.handler.realm.clone(),
         heartbeat_max_age: config.handler.heartbeat_max_age,
         heard_resolution: config.handler.heard_resolution,
+        acme: AcmeSettings::from(&config.acme),
     }
 }
 

@@ -181,6 +181,10 @@ pub struct TxtPlan {
     pub name: Hostname,
     /// Its label relative to the zone.
     pub label: String,
+    /// The values the name holds once the plan is carried out: the zone's
+    /// (less the removed ones) in listing order, then the added ones in
+    /// request order.
+    pub values: Vec<String>,
     /// Each request's outcome, in the order they were applied.
     pub outcomes: Vec<(usize, RequestOutcome)>,
     /// Values to add (the applier records each as created, before adding it).
@@ -370,43 +374,16 @@ fn plan_txt(
         .filter(|v| !expired.contains(v))
         .cloned()
         .collect();
-    let mut outcomes = Vec::new();
-    for r in &requests {
-        let outcome = match &r.operation {
-            TxtOperation::Present { value } => {
-                if values.iter().any(|v| v == value.as_str()) {
-                    RequestOutcome::Unchanged
-                } else if values.len() >= limits.max_values {
-                    RequestOutcome::Rejected(format!(
-                        "{name} already holds {} TXT values, the most allowed (acme.max_values = {})",
-                        values.len(),
-                        limits.max_values
-                    ))
-                } else {
-                    values.push(value.to_string());
-                    RequestOutcome::Applied
-                }
-            }
-            TxtOperation::Cleanup { value } => {
-                let before = values.len();
-                values.retain(|v| v != value.as_str());
-                if values.len() < before {
-                    RequestOutcome::Applied
-                } else {
-                    RequestOutcome::Unchanged
-                }
-            }
-            TxtOperation::Clear {} => {
-                if values.is_empty() {
-                    RequestOutcome::Unchanged
-                } else {
-                    values.clear();
-                    RequestOutcome::Applied
-                }
-            }
-        };
-        outcomes.push((r.id, outcome));
-    }
+    let outcomes: Vec<(usize, RequestOutcome)> = requests
+        .iter()
+        .map(|r| r.id)
+        .zip(apply_txt_requests(
+            name,
+            &mut values,
+            requests.iter().map(|r| &r.operation),
+            limits.max_values,
+        ))
+        .collect();
     let adding: Vec<String> = values
         .iter()
         .filter(|v| !current.contains(v))
@@ -431,6 +408,7 @@ fn plan_txt(
     TxtPlan {
         name: name.clone(),
         label: label.to_string(),
+        values,
         outcomes,
         adding,
         removing,
@@ -438,6 +416,54 @@ fn plan_txt(
         refreshed,
         forget,
     }
+}
+
+/// Applies TXT requests, already in the order they were made, to the
+/// values of `name`: a present adds its value (nothing to do when it is
+/// there; rejected when the name already holds `max_values`), a cleanup
+/// removes its value, a clear removes them all. The applier plans with this
+/// and the handler bounds values with it, so both count alike.
+pub fn apply_txt_requests<'a>(
+    name: &Hostname,
+    values: &mut Vec<String>,
+    requests: impl IntoIterator<Item = &'a TxtOperation>,
+    max_values: usize,
+) -> Vec<RequestOutcome> {
+    requests
+        .into_iter()
+        .map(|operation| match operation {
+            TxtOperation::Present { value } => {
+                if values.iter().any(|v| v == value.as_str()) {
+                    RequestOutcome::Unchanged
+                } else if values.len() >= max_values {
+                    RequestOutcome::Rejected(format!(
+                        "{name} already holds {} TXT values, the most allowed (acme.max_values = {max_values})",
+                        values.len(),
+                    ))
+                } else {
+                    values.push(value.to_string());
+                    RequestOutcome::Applied
+                }
+            }
+            TxtOperation::Cleanup { value } => {
+                let before = values.len();
+                values.retain(|v| v != value.as_str());
+                if values.len() < before {
+                    RequestOutcome::Applied
+                } else {
+                    RequestOutcome::Unchanged
+                }
+            }
+            TxtOperation::Clear {} => {
+                if values.is_empty() {
+                    RequestOutcome::Unchanged
+                } else {
+                    values.clear();
+                    RequestOutcome::Applied
+                }
+            }
+        })
+        .collect()
 }
 
 fn dedup(values: impl Iterator<Item = String>) -> Vec<String> {

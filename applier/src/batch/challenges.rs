@@ -11,7 +11,7 @@ use dyndns_core::Hostname;
 use dyndns_core::challenge::ChallengeValue;
 use dyndns_core::queue::{Entry, TxtEntry};
 use dyndns_core::zone_plan::{RequestOutcome, TxtPlan};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Batch, BatchReport, ZoneWork, label_in, remove_file};
 use crate::backend::DnsBackend;
@@ -179,6 +179,53 @@ impl<B: DnsBackend> Batch<'_, B> {
             }
         }
         Ok(())
+    }
+
+    /// The name's calls all succeeded: records the values it now holds,
+    /// oldest first, in its host's record and publishes them, before its
+    /// entries are removed, so that a `present` waiting in the handler sees
+    /// its value as soon as it is in the zone.
+    pub(super) fn publish_challenges(&mut self, plan: &TxtPlan, work: &ZoneWork) {
+        if self.dry_run {
+            return;
+        }
+        let Some(host) = plan
+            .name
+            .acme_challenge_target()
+            .filter(|h| self.config.host(h).is_some())
+        else {
+            return;
+        };
+        let now = SystemTime::now();
+        let created_at = |value: &String| {
+            if plan.adding.contains(value) || plan.refreshed.contains(value) {
+                now
+            } else {
+                work.created
+                    .iter()
+                    .find(|r| r.name == plan.name && r.value.as_str() == value)
+                    .map_or(SystemTime::UNIX_EPOCH, |r| r.created_at)
+            }
+        };
+        let mut values = plan.values.clone();
+        values.sort_by_key(created_at);
+        let known = self.states.get(&host).map(|r| r.challenges.as_slice());
+        if known.unwrap_or_default() == values.as_slice() {
+            return;
+        }
+        self.states.record_mut(&host).challenges = values;
+        let published = self.states.save(self.layout).and_then(|changed| {
+            self.publisher.publish_hosts(
+                self.config,
+                self.layout,
+                self.states,
+                self.in_flux,
+                &changed,
+            )
+        });
+        if let Err(e) = published {
+            error!(name = %plan.name, "cannot publish the challenge values: {e:#}");
+        }
     }
 
     /// The name's calls all succeeded: its accepted entries are done.

@@ -59,12 +59,13 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.acme.max_values, 4);
     assert_eq!(c.acme.lifetime, Duration::from_secs(3600));
     assert_eq!(c.acme.httpreq_path, "/acme");
+    assert_eq!(c.acme.present_wait, Duration::from_secs(25));
 }
 
 #[test]
 fn acme_options() {
     let c = Config::parse(
-        &base("[acme]\nenabled = true\nmax_values = 2\nlifetime = \"10m\"\nhttpreq_path = \"/le/httpreq\""),
+        &base("[acme]\nenabled = true\nmax_values = 2\nlifetime = \"10m\"\nhttpreq_path = \"/le/httpreq\"\npresent_wait = \"0s\""),
         None,
     )
     .unwrap();
@@ -72,6 +73,7 @@ fn acme_options() {
     assert_eq!(c.acme.max_values, 2);
     assert_eq!(c.acme.lifetime, Duration::from_secs(600));
     assert_eq!(c.acme.httpreq_path, "/le/httpreq");
+    assert_eq!(c.acme.present_wait, Duration::ZERO);
     let challenge = Hostname::parse("_acme-challenge.home.dyn.example.com").unwrap();
     assert_eq!(
         c.challenge_host(&challenge).map(|h| h.name.as_str()),
@@ -94,6 +96,7 @@ fn acme_options() {
         "/health",
         "/update/x",
         "/nic",
+        "/status",
     ] {
         assert!(!httpreq_path_ok(bad), "{bad:?}");
     }
@@ -389,6 +392,10 @@ fn invalid_configs_each_have_their_own_message() {
         (
             base("[acme]\nhttpreq_path = \"/nic/acme\""),
             "acme.httpreq_path \"/nic/acme\"",
+        ),
+        (
+            base("[acme]\npresent_wait = \"121s\""),
+            "acme.present_wait is 121s; at most 120s",
         ),
     ];
     let mut seen = std::collections::HashSet::new();

@@ -76,6 +76,7 @@ fn settings() -> HandlerSettings {
         realm: "dyndns".into(),
         heartbeat_max_age: Duration::from_secs(300),
         heard_resolution: Duration::from_secs(600),
+        acme: Default::default(),
     }
 }
 

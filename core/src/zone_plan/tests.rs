@@ -433,7 +433,57 @@ fn txt_decisions() {
         assert_eq!(p.expired, strings(&c.expired), "{}: expired", c.what);
         assert_eq!(p.refreshed, strings(&c.refreshed), "{}: refreshed", c.what);
         assert_eq!(p.forget, strings(&c.forget), "{}: forget", c.what);
+        // what the name holds afterwards: the zone's values less the
+        // removed and expired ones, in listing order, then the added ones
+        let mut after: Vec<String> = Vec::new();
+        for v in &c.zone {
+            let v = match *v {
+                "V1" => V1,
+                "V2" => V2,
+                _ => V3,
+            };
+            if !after.iter().any(|a| a == v) && !c.removing.contains(&v) && !c.expired.contains(&v)
+            {
+                after.push(v.to_string());
+            }
+        }
+        after.extend(strings(&c.adding));
+        assert_eq!(p.values, after, "{}: values", c.what);
     }
+}
+
+#[test]
+fn the_handler_counts_requests_as_the_plan_does() {
+    let name = h(CHALLENGE);
+    let v = |s: &str| ChallengeValue::parse(s).unwrap();
+    let mut values = vec![V1.to_string()];
+    let ops = [
+        TxtOperation::Present { value: v(V2) },
+        TxtOperation::Present { value: v(V3) },
+        TxtOperation::Cleanup { value: v(V1) },
+        TxtOperation::Present { value: v(V3) },
+        TxtOperation::Clear {},
+        TxtOperation::Clear {},
+    ];
+    let outcomes = apply_txt_requests(&name, &mut values, &ops[..4], 2);
+    assert_eq!(
+        outcomes,
+        vec![
+            RequestOutcome::Applied,
+            RequestOutcome::Rejected(format!(
+                "{CHALLENGE} already holds 2 TXT values, the most allowed (acme.max_values = 2)"
+            )),
+            RequestOutcome::Applied,
+            RequestOutcome::Applied,
+        ]
+    );
+    assert_eq!(values, vec![V2.to_string(), V3.to_string()]);
+    let outcomes = apply_txt_requests(&name, &mut values, &ops[4..], 2);
+    assert_eq!(
+        outcomes,
+        vec![RequestOutcome::Applied, RequestOutcome::Unchanged]
+    );
+    assert!(values.is_empty());
 }
 
 #[test]
