@@ -1,5 +1,6 @@
 //! Routing and the dyndns2 conversation: `/nic/update` (and `/update`),
-//! `/health`, and a protocol answer for everything else. Works on plain
+//! `/health`, the ACME challenge endpoints (see [`crate::challenges`]), and
+//! a protocol answer for everything else. Works on plain
 //! [`RequestParts`] so it does not depend on the runtime's types.
 
 use std::net::IpAddr;
@@ -16,6 +17,7 @@ use dyndns_core::update::{Requester, plan_update};
 use dyndns_core::view::HandlerSettings;
 use tracing::{debug, error, info, warn};
 
+use crate::challenges;
 use crate::storage::{FileContext, Storage};
 
 /// A request as read from the runtime.
@@ -98,7 +100,8 @@ pub fn respond(req: &RequestParts, storage: &Storage) -> Reply {
             "GET" | "HEAD" => health(storage),
             _ => Reply::text(405, "method not allowed").with_header("allow", "GET".into()),
         },
-        _ => Reply::text(404, "not found: the update URL is /nic/update"),
+        _ => challenges::respond(req, path, storage)
+            .unwrap_or_else(|| Reply::text(404, "not found: the update URL is /nic/update")),
     }
 }
 
@@ -139,7 +142,7 @@ fn peer_of(req: &RequestParts) -> Option<IpAddr> {
 /// came through the proxy (exactly one proxy secret header, matching, and
 /// the peer in `trusted_proxies` when that list is set). Several
 /// `X-Forwarded-For` lines are one comma list (RFC 9110), in order.
-fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
+pub(crate) fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
     let peer = peer_of(req);
     let mut secrets = req.header_values(PROXY_SECRET_HEADER);
     let secret_ok = match (secrets.next(), secrets.next()) {
@@ -174,7 +177,7 @@ fn client_of(req: &RequestParts, settings: &HandlerSettings) -> Option<IpAddr> {
     )
 }
 
-fn show_client(client: Option<IpAddr>) -> String {
+pub(crate) fn show_client(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "unknown".to_string(), |c| c.to_string())
 }
 
@@ -183,7 +186,7 @@ fn server_fault(what: &str, err: &dyn std::fmt::Display) -> Reply {
     Reply::text(500, Code::ServerError.as_str())
 }
 
-fn challenge(settings: &HandlerSettings) -> String {
+pub(crate) fn challenge(settings: &HandlerSettings) -> String {
     format!("Basic realm=\"{}\", charset=\"UTF-8\"", settings.realm)
 }
 
@@ -255,6 +258,9 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         if let Err(e) = params.merge(body) {
             return refuse(&user.name, client, &e.to_string());
         }
+    }
+    if let Some(txt) = params.txt.as_deref() {
+        return challenges::dyndns2(storage, &user, client, &params, txt);
     }
     if params.hostnames.is_empty() {
         info!(user = %user.name, client = %show_client(client), "update refused: no hostname given");
@@ -387,7 +393,7 @@ fn rate_limited(
 }
 
 /// The one log line fail2ban matches (see `deploy/fail2ban/`).
-fn auth_failure(client: Option<IpAddr>, user: &str, reason: &str) {
+pub(crate) fn auth_failure(client: Option<IpAddr>, user: &str, reason: &str) {
     warn!(
         "authentication failed client={} user=\"{}\" reason=\"{}\"",
         show_client(client),

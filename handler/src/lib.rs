@@ -1,4 +1,4 @@
-//! The dyndns2 update endpoint as a wasi:http component for Spin (or any
+//! The dyndns2 update endpoint (and the ACME challenge endpoints) as a wasi:http component for Spin (or any
 //! wasi:http host such as `wasmtime serve`).
 //!
 //! [`endpoint`] holds the conversation and [`storage`] the file access; both
@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod challenges;
 pub mod endpoint;
 pub mod logging;
 pub mod storage;

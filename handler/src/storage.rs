@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use dyndns_core::queue::{self, EntryKind, EntryName, HeardEntry, QueueEntry};
+use dyndns_core::queue::{self, EntryKind, EntryName, HeardEntry, QueueEntry, TxtEntry};
 use dyndns_core::state::{self, Heartbeat};
 use dyndns_core::update::UpdateContext;
 use dyndns_core::view::{self, HandlerSettings, HostView, UserView};
@@ -256,6 +256,17 @@ impl Storage {
         self.put(&name, entry.to_json().as_bytes(), Durability::Flushed)
     }
 
+    /// Writes a TXT (ACME challenge) entry like [`Storage::write_entry`]:
+    /// it replaces the pending entry for the same name and value (or the
+    /// pending clear of the name).
+    pub fn write_txt_entry(&self, entry: &TxtEntry) -> Result<(), StorageError> {
+        self.put(
+            &entry.pending_name(),
+            entry.to_json().as_bytes(),
+            Durability::Flushed,
+        )
+    }
+
     /// Writes a "client heard" marker for its host: atomically (a reader
     /// never sees half of it) but without a disk flush, as losing one in a
     /// crash only makes "last heard" a little older.
@@ -293,6 +304,47 @@ impl Storage {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// The pending TXT entries of the challenge name `name`, oldest request
+    /// first. Lists `new/` (only challenge requests pay for this);
+    /// unreadable entries count as absent, as for addresses.
+    pub fn pending_txt(&self, name: &Hostname) -> Result<Vec<TxtEntry>, StorageError> {
+        let dir = self.queue_dir.join(queue::NEW_DIR);
+        let prefix = format!("{name}_TXT");
+        let mut entries = Vec::new();
+        for item in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let item = item.map_err(|e| io_err(&dir, e))?;
+            let file_name = item.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if !file_name.starts_with(&prefix) {
+                continue;
+            }
+            let Ok(parsed) = EntryName::parse(file_name) else {
+                continue;
+            };
+            if &parsed.host != name || parsed.claim.is_some() {
+                continue;
+            }
+            let Ok(file) = File::open(item.path()) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            if file
+                .take(queue::MAX_ENTRY_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .is_err()
+            {
+                continue;
+            }
+            if let Ok(entry) = TxtEntry::from_untrusted(&bytes, &parsed) {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by_key(|e| e.requested_at);
+        Ok(entries)
     }
 
     /// Checks the queue, the view and the heartbeat.
