@@ -3,22 +3,15 @@
 //! through `rndc`; `dig` sees them; `pebble` validates against that
 //! `named`; `lego` obtains a certificate for a host and its wildcard.
 //!
-//! The handler's ACME endpoints do not exist yet, so the certificate test
-//! puts a small stand-in for them in front of the queue: it authenticates
-//! lego's `httpreq` calls and writes the TXT entries the handler will
-//! write. Everything behind the queue is the real thing.
+//! The certificate tests go through the real handler component, served over
+//! HTTP: lego's `httpreq` and `acme-dns` providers, and certbot with the
+//! manual hooks the README shows.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use base64::Engine;
-use dyndns_tests::acme::{DnsServer, Httpreq, Pebble, dig, run_lego, subject_alt_names};
-use dyndns_tests::{TestEnv, challenge_value, credential, wait_for, write_txt_entry};
+use dyndns_tests::acme::{DnsServer, Httpreq, Pebble, run_lego, subject_alt_names};
+use dyndns_tests::{TestEnv, challenge_value, credential, wait_for};
 
 const ZONE: &str = "dyn.example.com";
 const HOME: &str = "_acme-challenge.home.dyn.example.com";
@@ -187,138 +180,54 @@ fn pebble_serves_its_directory() {
     }
 }
 
-/// What the stand-in endpoint saw: `(path, fqdn, value, time to answer)`;
-/// for a present, the time until the DNS server served the value.
-type Seen = Arc<Mutex<Vec<(String, String, String, Duration)>>>;
-
-/// A stand-in for the handler's `httpreq` endpoints (`POST <base>/present`
-/// and `<base>/cleanup`, Basic auth, JSON `{"fqdn", "value"}`): it writes the
-/// TXT entry the handler will write and answers 200; a present only once
-/// the DNS server serves the value (lego asks for validation right after).
-struct Standin {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-    seen: Seen,
+/// The `ms=` of every "is in the zone" line the handler logged: how long
+/// each waiting `present` took from its durable write to the applier
+/// publishing the value as in the zone.
+fn present_waits(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("is in the zone"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("ms="))
+                .and_then(|ms| ms.parse().ok())
+        })
+        .collect()
 }
 
-impl Standin {
-    fn start(queue: PathBuf, dns_port: u16, user: &'static str, password: &'static str) -> Standin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen: Seen = Arc::default();
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        );
-        let (stop2, seen2) = (stop.clone(), seen.clone());
-        let thread = thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(conn) = conn {
-                    answer(conn, &queue, dns_port, &auth, user, &seen2);
-                }
-            }
-        });
-        Standin {
-            port,
-            stop,
-            thread: Some(thread),
-            seen,
-        }
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn answer(conn: TcpStream, queue: &Path, dns_port: u16, auth: &str, user: &str, seen: &Seen) {
-    let mut reader = BufReader::new(conn);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    let mut length = 0;
-    let mut authorized = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if name.eq_ignore_ascii_case("authorization") && value.trim() == auth {
-                authorized = true;
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
-    let status = match serde_json::from_slice::<serde_json::Value>(&body) {
-        _ if !authorized => "401 Unauthorized",
-        Ok(json) => {
-            let fqdn = json["fqdn"]
-                .as_str()
-                .unwrap_or("")
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            let value = json["value"].as_str().unwrap_or("").to_string();
-            let op = match path.as_str() {
-                "/acme/present" => Some("present"),
-                "/acme/cleanup" => Some("cleanup"),
-                _ => None,
-            };
-            match op {
-                Some(op) => {
-                    let asked = Instant::now();
-                    write_txt_entry(queue, &fqdn, op, Some(&value), user, SystemTime::now());
-                    if op == "present" {
-                        wait_for(Duration::from_secs(30), || {
-                            dig(dns_port, &fqdn, "TXT").contains(&value)
-                        });
-                    }
-                    seen.lock()
-                        .unwrap()
-                        .push((path.clone(), fqdn, value, asked.elapsed()));
-                    "200 OK"
-                }
-                None => "404 Not Found",
-            }
-        }
-        Err(_) => "400 Bad Request",
-    };
-    let mut conn = reader.into_inner();
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+/// No `_acme-challenge` record is left, in the emulated zone or in named.
+fn no_challenge_left(env: &TestEnv, dns: &DnsServer, context: &str) {
+    assert!(
+        wait_for(Duration::from_secs(10), || env
+            .zone(ZONE)
+            .iter()
+            .all(|(n, _, _)| !n.starts_with("_acme-challenge"))),
+        "{:?}\n{context}",
+        env.zone(ZONE),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || dns
+            .query(HOME, "TXT")
+            .is_empty()),
+        "named still serves {:?}",
+        dns.query(HOME, "TXT")
     );
 }
 
+/// The whole path with real parts: lego (httpreq) -> the handler component
+/// served by `wasmtime serve` -> queue -> applier -> Plesk emulator -> BIND
+/// -> pebble's DNS-01 validation, for a host and its wildcard in one order.
 #[test]
 fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
     let mut env = env();
     let dns = serve(&mut env);
     let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
     let mut applier = env.spawn_applier(&["run"]);
-    let standin = Standin::start(env.queue.clone(), dns.port, "alice", "secret");
-    let endpoint = format!("http://127.0.0.1:{}/acme", standin.port);
+    assert!(wait_for(Duration::from_secs(10), || env
+        .state
+        .join("view/settings.json")
+        .exists()));
+    let server = env.serve();
+    let endpoint = format!("http://127.0.0.1:{}/acme", server.port);
     let domains = ["home.dyn.example.com", "*.home.dyn.example.com"];
     let result = run_lego(
         &env.dir.path().join("lego"),
@@ -331,45 +240,27 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
         },
         &domains,
     );
-    let cert =
-        result.unwrap_or_else(|log| panic!("lego failed:\n{log}\napplier:\n{}", applier.log()));
+    let cert = result.unwrap_or_else(|log| {
+        panic!(
+            "lego failed:\n{log}\nhandler:\n{}\napplier:\n{}",
+            server.log(),
+            applier.log()
+        )
+    });
     assert_eq!(
         subject_alt_names(&cert),
         vec!["*.home.dyn.example.com", "home.dyn.example.com"]
     );
-    let seen = standin.seen.lock().unwrap().clone();
-    let presents = seen.iter().filter(|s| s.0 == "/acme/present").count();
-    let cleanups = seen.iter().filter(|s| s.0 == "/acme/cleanup").count();
-    assert_eq!((presents, cleanups), (2, 2), "{seen:?}");
-    assert!(seen.iter().all(|s| s.1 == HOME));
-    let slowest = seen
-        .iter()
-        .filter(|s| s.0 == "/acme/present")
-        .map(|s| s.3)
-        .max()
-        .unwrap();
-    assert!(
-        slowest < Duration::from_secs(10),
-        "present -> in DNS took {slowest:?}"
-    );
-    eprintln!("present -> served by named: at most {slowest:?} (applier interval 100 ms)");
-    // the cleanups reach the zone: no challenge record is left
-    assert!(
-        wait_for(Duration::from_secs(10), || env
-            .zone(ZONE)
-            .iter()
-            .all(|(n, _, _)| !n.starts_with("_acme-challenge"))),
-        "{:?}\n{}",
-        env.zone(ZONE),
-        applier.log()
-    );
-    assert!(
-        wait_for(Duration::from_secs(10), || dns
-            .query(HOME, "TXT")
-            .is_empty()),
-        "named still serves {:?}",
-        dns.query(HOME, "TXT")
-    );
+    let log = server.log();
+    let presents = log.matches("challenge present").count();
+    let cleanups = log.matches("challenge cleanup").count();
+    assert_eq!((presents, cleanups), (2, 2), "{log}");
+    let waits = present_waits(&log);
+    assert_eq!(waits.len(), 2, "both presents waited for the zone: {log}");
+    let slowest = waits.iter().max().copied().unwrap_or_default();
+    assert!(slowest < 10_000, "present -> in the zone took {slowest} ms");
+    eprintln!("present -> in the zone: {waits:?} ms (applier interval 100 ms)");
+    no_challenge_left(&env, &dns, &applier.log());
     applier.terminate();
     assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
 }
