@@ -442,3 +442,68 @@ pub fn subject_alt_names(cert: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// How certbot's manual hooks reach the service.
+pub struct CertbotHooks<'a> {
+    /// The hook script (`examples/acme/certbot-hook.sh`), run as
+    /// `<script> present` and `<script> cleanup`.
+    pub script: &'a Path,
+    /// `DYNDNS_ACME_URL`: the endpoint's base URL.
+    pub url: &'a str,
+    /// `DYNDNS_NETRC`: the netrc file with the user and secret.
+    pub netrc: &'a Path,
+}
+
+/// Runs `certbot certonly --manual` against `pebble` for `domains` in one
+/// order, the DNS-01 values set and removed by `hooks`. Returns the
+/// certificate file, or certbot's output and log when it fails.
+pub fn run_certbot(
+    dir: &Path,
+    pebble: &Pebble,
+    hooks: &CertbotHooks<'_>,
+    domains: &[&str],
+) -> Result<PathBuf, String> {
+    let script = hooks.script.display();
+    let mut cmd = Command::new("certbot");
+    cmd.args(["certonly", "--non-interactive", "--agree-tos"])
+        .arg("--register-unsafely-without-email")
+        .arg("--server")
+        .arg(pebble.directory_url())
+        .args(["--manual", "--preferred-challenges", "dns"])
+        .arg("--manual-auth-hook")
+        .arg(format!("{script} present"))
+        .arg("--manual-cleanup-hook")
+        .arg(format!("{script} cleanup"))
+        .args(["--key-type", "ecdsa"])
+        .arg("--config-dir")
+        .arg(dir.join("config"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--logs-dir")
+        .arg(dir.join("logs"));
+    for d in domains {
+        cmd.arg("-d").arg(d);
+    }
+    cmd.env("REQUESTS_CA_BUNDLE", &pebble.ca_file)
+        .env("DYNDNS_ACME_URL", hooks.url)
+        .env("DYNDNS_NETRC", hooks.netrc);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run certbot: {e} (run scripts/test-deps.sh)"))?;
+    let log = format!(
+        "{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(dir.join("logs/letsencrypt.log")).unwrap_or_default()
+    );
+    if !out.status.success() {
+        return Err(log);
+    }
+    let first = domains.first().copied().unwrap_or_default();
+    let cert = dir.join("config/live").join(first).join("cert.pem");
+    if cert.exists() {
+        Ok(cert)
+    } else {
+        Err(format!("no {} after:\n{log}", cert.display()))
+    }
+}

@@ -10,7 +10,9 @@
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use dyndns_tests::acme::{DnsServer, Httpreq, Pebble, run_lego, subject_alt_names};
+use dyndns_tests::acme::{
+    CertbotHooks, DnsServer, Httpreq, Pebble, run_certbot, run_lego, subject_alt_names,
+};
 use dyndns_tests::{TestEnv, challenge_value, credential, wait_for};
 
 const ZONE: &str = "dyn.example.com";
@@ -260,6 +262,53 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
     let slowest = waits.iter().max().copied().unwrap_or_default();
     assert!(slowest < 10_000, "present -> in the zone took {slowest} ms");
     eprintln!("present -> in the zone: {waits:?} ms (applier interval 100 ms)");
+    no_challenge_left(&env, &dns, &applier.log());
+    applier.terminate();
+    assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
+}
+
+/// certbot with the manual hooks the README shows (`examples/acme/certbot-hook.sh`,
+/// curl against the httpreq endpoint), through the real handler.
+#[test]
+fn certbot_with_the_example_hooks_gets_a_certificate() {
+    let mut env = env();
+    let dns = serve(&mut env);
+    let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(wait_for(Duration::from_secs(10), || env
+        .state
+        .join("view/settings.json")
+        .exists()));
+    let server = env.serve();
+    let netrc = env.dir.path().join("netrc");
+    std::fs::write(&netrc, "machine 127.0.0.1 login alice password secret\n").unwrap();
+    let script = dyndns_tests::root().join("examples/acme/certbot-hook.sh");
+    let url = format!("http://127.0.0.1:{}/acme", server.port);
+    let cert = run_certbot(
+        &env.dir.path().join("certbot"),
+        &pebble,
+        &CertbotHooks {
+            script: &script,
+            url: &url,
+            netrc: &netrc,
+        },
+        &["home.dyn.example.com", "*.home.dyn.example.com"],
+    )
+    .unwrap_or_else(|log| {
+        panic!(
+            "certbot failed:\n{log}\nhandler:\n{}\napplier:\n{}",
+            server.log(),
+            applier.log()
+        )
+    });
+    assert_eq!(
+        subject_alt_names(&cert),
+        vec!["*.home.dyn.example.com", "home.dyn.example.com"]
+    );
+    let log = server.log();
+    assert_eq!(log.matches("challenge present").count(), 2, "{log}");
+    assert_eq!(log.matches("challenge cleanup").count(), 2, "{log}");
+    assert_eq!(present_waits(&log).len(), 2, "{log}");
     no_challenge_left(&env, &dns, &applier.log());
     applier.terminate();
     assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
