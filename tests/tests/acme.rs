@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 use dyndns_tests::acme::{
     CertbotHooks, DnsServer, Httpreq, Pebble, run_certbot, run_lego, subject_alt_names,
 };
-use dyndns_tests::{TestEnv, challenge_value, credential, wait_for};
+use dyndns_tests::{Runtime, TestEnv, challenge_value, credential, wait_for};
+use test_case::test_case;
 
 const ZONE: &str = "dyn.example.com";
 const HOME: &str = "_acme-challenge.home.dyn.example.com";
@@ -216,10 +217,14 @@ fn no_challenge_left(env: &TestEnv, dns: &DnsServer, context: &str) {
 }
 
 /// The whole path with real parts: lego (httpreq) -> the handler component
-/// served by `wasmtime serve` -> queue -> applier -> Plesk emulator -> BIND
-/// -> pebble's DNS-01 validation, for a host and its wildcard in one order.
-#[test]
-fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
+/// served by `runtime` -> queue -> applier -> Plesk emulator -> BIND ->
+/// pebble's DNS-01 validation, for a host and its wildcard in one order.
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn lego_gets_a_certificate_for_a_host_and_its_wildcard(runtime: Runtime) {
+    if !runtime.usable() {
+        return;
+    }
     let mut env = env();
     let dns = serve(&mut env);
     let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
@@ -228,7 +233,7 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
         .state
         .join("view/settings.json")
         .exists()));
-    let server = env.serve();
+    let server = env.serve_on(runtime);
     let endpoint = format!("http://127.0.0.1:{}/acme", server.port);
     let domains = ["home.dyn.example.com", "*.home.dyn.example.com"];
     let result = run_lego(
@@ -261,7 +266,10 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard() {
     assert_eq!(waits.len(), 2, "both presents waited for the zone: {log}");
     let slowest = waits.iter().max().copied().unwrap_or_default();
     assert!(slowest < 10_000, "present -> in the zone took {slowest} ms");
-    eprintln!("present -> in the zone: {waits:?} ms (applier interval 100 ms)");
+    eprintln!(
+        "{}: present -> in the zone: {waits:?} ms (applier interval 100 ms)",
+        runtime.name()
+    );
     no_challenge_left(&env, &dns, &applier.log());
     applier.terminate();
     assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use dyndns_core::challenge::ChallengeValue;
 use dyndns_tests::http::{Response, request};
-use dyndns_tests::{Server, TestEnv, challenge_value, credential};
+use dyndns_tests::{Runtime, Server, TestEnv, challenge_value, credential};
+use test_case::test_case;
 
 const HOME: &str = "_acme-challenge.home.dyn.example.com";
 const NAS: &str = "_acme-challenge.nas.dyn.example.com";
@@ -47,6 +48,11 @@ hosts = ["nas.dyn.example.com"]
 /// A deployment with a published view and the handler served; no applier
 /// runs unless a test runs one, so a present waits `present_wait` (1 s).
 fn setup(acme: &str) -> (TestEnv, Server) {
+    setup_on(Runtime::Wasmtime, acme)
+}
+
+/// [`setup`] with the handler on `runtime`.
+fn setup_on(runtime: Runtime, acme: &str) -> (TestEnv, Server) {
     let env = TestEnv::new(
         &config(acme),
         "interval = \"100ms\"\nretry_initial = \"300ms\"\nplesk_timeout = \"3s\"",
@@ -60,7 +66,7 @@ fn setup(acme: &str) -> (TestEnv, Server) {
         ],
     )]);
     env.publish();
-    let server = env.serve();
+    let server = env.serve_on(runtime);
     (env, server)
 }
 
@@ -556,9 +562,13 @@ fn disabled_challenges() {
     assert!(env.queue_files("new").is_empty());
 }
 
-#[test]
-fn a_waiting_present_holds_up_no_other_request() {
-    let (env, server) = setup("enabled = true\npresent_wait = \"3s\"");
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn a_waiting_present_holds_up_no_other_request(runtime: Runtime) {
+    if !runtime.usable() {
+        return;
+    }
+    let (env, server) = setup_on(runtime, "enabled = true\npresent_wait = \"3s\"");
     let port = server.port;
     let v = challenge_value("waiting");
     let waiting = thread::spawn(move || {
@@ -597,6 +607,9 @@ fn a_waiting_present_holds_up_no_other_request() {
         slowest < Duration::from_secs(1),
         "an update took {slowest:?} while a present waited"
     );
-    eprintln!("while a present waited {took:?}, updates took at most {slowest:?}");
+    eprintln!(
+        "{}: while a present waited {took:?}, updates took at most {slowest:?}",
+        runtime.name()
+    );
     assert!(env.pending("home.dyn.example.com", "A").is_some());
 }
