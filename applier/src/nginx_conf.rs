@@ -286,6 +286,18 @@ mod tests {
             .find(|d| d.args.first().is_some_and(|a| a == "Spin-Client-Addr"))
             .unwrap();
         assert_eq!(empty.args, vec!["Spin-Client-Addr", ""]);
+        // the ACME challenge endpoints are passed the same way
+        let acme = locations_for(&dirs, "acme/");
+        assert_eq!(acme.len(), 1);
+        let acme_block = acme[0].block.as_ref().unwrap();
+        for d in block {
+            assert!(
+                acme_block.contains(d),
+                "the acme location lacks {} {:?}",
+                d.name,
+                d.args
+            );
+        }
     }
 
     #[test]
