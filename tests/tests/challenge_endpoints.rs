@@ -476,7 +476,8 @@ fn acme_dns_update() {
         challenge_value("2"),
         challenge_value("3"),
     );
-    let body = |sub: &str, v: &str| format!(r#"{{"subdomain":"{sub}","txt":"{v}"}}"#);
+    // exactly what acme.sh's dns_acmedns sends
+    let body = |sub: &str, v: &str| format!(r#"{{"subdomain":"{sub}", "txt": "{v}"}}"#);
     // the subdomain is the host, or its challenge name
     let r = acme_dns(
         &server,
