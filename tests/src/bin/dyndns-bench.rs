@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dyndns_core::basic_auth::encode_basic_auth;
 use dyndns_core::credential::Credential;
+use dyndns_tests::acme::DnsServer;
 use dyndns_tests::{
     ComponentSpec, Runtime, Server, TestEnv, handler_wasm, http, program, root, target_dir,
     wait_for,
@@ -573,6 +574,141 @@ fn write_to_add(samples: usize) -> (Vec<f64>, Duration) {
     (lat, interval)
 }
 
+/// What an ACME client waits for: from sending `present` to the value being
+/// in the zone, on one runtime.
+struct ChallengeLatency {
+    runtime: Runtime,
+    /// `present` sent -> the applier's `--add` of the value returned (queue
+    /// -> Plesk, polling included).
+    to_plesk_ms: Vec<f64>,
+    /// `present` sent -> answered (the handler saw the value published).
+    answered_ms: Vec<f64>,
+    /// `present` answered -> `named` serves the value (0 when it already did).
+    served_after_ms: Vec<f64>,
+}
+
+/// Presents `samples` challenge values one after the other through the
+/// handler on `runtime`, the applier polling at its default interval and
+/// the emulator ([`PLESK_LATENCY_MS`] a call) writing the zone for BIND
+/// `named`; each value is cleaned up before the next, and the writes are
+/// spread over the polling cycle.
+fn present_to_zone(runtime: Runtime, samples: usize) -> ChallengeLatency {
+    const ZONE: &str = "dyn.example.com";
+    const NAME: &str = "_acme-challenge.home.dyn.example.com";
+    let cred = Credential::derive("secret", [7; 16]);
+    let mut env = TestEnv::new(
+        &format!(
+            "zones = [\"{ZONE}\"]\n[[hosts]]\nname = \"home.dyn.example.com\"\n[[users]]\nname = \"alice\"\ncredential = \"{cred}\"\nhosts = [\"home.dyn.example.com\"]\n[acme]\nenabled = true\n"
+        ),
+        "",
+    );
+    env.set_zones(&[(
+        ZONE,
+        &[
+            ("dyn.example.com.", "NS", "ns1.example.com."),
+            ("home.dyn.example.com.", "A", "192.0.2.1"),
+        ],
+    )]);
+    let zone_dir = env.dir.path().join("zones");
+    env.write_zone_files(&zone_dir);
+    let dns = DnsServer::start(&env.dir.path().join("named"), &zone_dir, &[ZONE]);
+    env.publish_zones(&zone_dir, &dns.reload_command());
+    env.applier_env
+        .push(("PLESK_EMU_LATENCY_MS".into(), PLESK_LATENCY_MS.to_string()));
+    env.applier_env.push(("RUST_LOG".into(), "warn".into()));
+    let mut applier = env.spawn_applier(&["run"]);
+    assert!(wait_for(Duration::from_secs(20), || env
+        .state
+        .join("heartbeat.json")
+        .exists()));
+    let server = env.serve_on(runtime);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let epoch_ms = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    };
+    let mut out = ChallengeLatency {
+        runtime,
+        to_plesk_ms: Vec::new(),
+        answered_ms: Vec::new(),
+        served_after_ms: Vec::new(),
+    };
+    for i in 0..samples {
+        thread::sleep(Duration::from_millis(200 + (i as u64 * 761) % 2000));
+        let value = dyndns_tests::challenge_value(&format!("bench-{}-{i}", runtime.name()));
+        let body = format!(r#"{{"fqdn":"{NAME}.","value":"{value}"}}"#);
+        let post = |action: &str| {
+            http::request(
+                server.port,
+                "POST",
+                &format!("/acme/{action}"),
+                Some(("alice", "secret")),
+                &[("Content-Type", "application/json")],
+                Some(body.as_bytes()),
+            )
+        };
+        let sent = SystemTime::now();
+        let started = Instant::now();
+        let r = post("present");
+        let answered = started.elapsed();
+        assert_eq!(r.status, 200, "present: {r:?}\n{}", applier.log());
+        let mut served = Duration::ZERO;
+        let seen = wait_for(Duration::from_secs(10), || {
+            served = started.elapsed();
+            dyndns_tests::acme::dig(dns.port, NAME, "TXT").contains(&value)
+        });
+        assert!(seen, "named never served {value}");
+        let added = env
+            .events()
+            .iter()
+            .find(|e| e.event == "end" && e.command() == "--add" && e.args.contains(&value))
+            .map(|e| e.t_ms)
+            .expect("the --add of the value");
+        out.to_plesk_ms
+            .push(added.saturating_sub(epoch_ms(sent)) as f64);
+        out.answered_ms.push(ms(answered));
+        out.served_after_ms
+            .push(ms(served.saturating_sub(answered)));
+        let r = post("cleanup");
+        assert_eq!(r.status, 200, "cleanup: {r:?}");
+        assert!(wait_for(Duration::from_secs(10), || !env
+            .addresses(ZONE, &format!("{NAME}."), "TXT")
+            .contains(&value)));
+    }
+    applier.terminate();
+    applier.wait_timeout(Duration::from_secs(30));
+    out
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NAN, f64::max)
+}
+
+/// The challenge figures as table rows (and summary lines).
+fn challenge_rows(all: &[ChallengeLatency]) -> Vec<String> {
+    all.iter()
+        .map(|c| {
+            format!(
+                "| ACME `present` -> value in the zone, handler on {} ({} samples, default interval) | to the `--add` returning (queue -> Plesk): median {:.0} ms, max {:.0} ms; `present` answered: median {:.0} ms, max {:.0} ms; `named` serving it after the answer: at most {:.0} ms |",
+                label(c.runtime),
+                c.to_plesk_ms.len(),
+                median(&c.to_plesk_ms),
+                max(&c.to_plesk_ms),
+                median(&c.answered_ms),
+                max(&c.answered_ms),
+                max(&c.served_after_ms),
+            )
+        })
+        .collect()
+}
+
 fn idle_cpu(seconds: u64) -> (f64, u64) {
     let env = applier_env(1, 1, None);
     let mut applier = env.spawn_applier(&["run"]);
@@ -747,7 +883,23 @@ fn time_breakdown(rt: Runtime, f: &RuntimeFigures) -> String {
     )
 }
 
+/// Samples per runtime for the challenge latency.
+const CHALLENGE_SAMPLES: usize = 8;
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("challenges") {
+        // only this scenario, printed (BENCHMARKS.md is left alone)
+        let _ = handler_wasm();
+        let _ = dyndns_tests::applier_bin();
+        let all: Vec<ChallengeLatency> = runtimes()
+            .into_iter()
+            .map(|rt| present_to_zone(rt, CHALLENGE_SAMPLES))
+            .collect();
+        for row in challenge_rows(&all) {
+            println!("{row}");
+        }
+        return;
+    }
     let total = Instant::now();
     eprintln!("dyndns-bench: building the components");
     let handler = handler_wasm().to_path_buf();
@@ -784,6 +936,11 @@ fn main() {
     let (lat, interval) = write_to_add(10);
     eprintln!("dyndns-bench: applier scan of 10,000 pending entries");
     let (scan_ms, batch_ms, unchanged, scan_wall) = scan_10k();
+    eprintln!("dyndns-bench: ACME present -> value in the zone");
+    let challenges: Vec<ChallengeLatency> = runtimes
+        .iter()
+        .map(|rt| present_to_zone(*rt, CHALLENGE_SAMPLES))
+        .collect();
     eprintln!("dyndns-bench: applier idle polling for 60 s");
     let (idle_pct, idle_rss) = idle_cpu(60);
 
@@ -1006,6 +1163,9 @@ fn main() {
             .join(", ")
             + " ms"
     );
+    for row in challenge_rows(&challenges) {
+        let _ = writeln!(md, "{row}");
+    }
     let _ = writeln!(
         md,
         "| idle polling, 60 s | {:.3}% of one core, peak memory {} KiB |",
@@ -1090,5 +1250,14 @@ fn main() {
         b.calls,
         b.wall.as_secs_f64()
     );
+    for c in &challenges {
+        println!(
+            "{:<14} ACME present -> in Plesk   : {:>6.0} ms median, {:.0} ms max; answered {:.0} ms median",
+            label(c.runtime),
+            median(&c.to_plesk_ms),
+            max(&c.to_plesk_ms),
+            median(&c.answered_ms)
+        );
+    }
     println!("took {:.0} s", total.elapsed().as_secs_f64());
 }
