@@ -11,7 +11,7 @@
 #
 # Tools are installed when missing: the wasm32-wasip2 target, wasmtime
 # $(WASMTIME_VERSION) (the Wasmtime inside Spin 4.0.2), and for the client
-# tests the Debian packages ddclient, inadyn, bind9, pebble and lego plus
+# tests the Debian packages ddclient, inadyn, bind9, pebble, lego and certbot plus
 # Python's aiosmtpd, for the packages dpkg-dev, rpm, help2man (and lintian,
 # systemd for their tests).
 

@@ -4,7 +4,7 @@
 # curl, openssl, strace (to see the handler flush before it answers),
 # iproute2 (the Spin tests add a peer address to lo), for the ACME DNS-01
 # tests BIND (named, rndc, named-checkzone, dig), the pebble ACME test
-# server and the lego client, and the packaging tools (rpm, help2man,
+# server and the lego and certbot clients, and the packaging tools (rpm, help2man,
 # musl-tools, lintian, systemd-analyze); from PyPI: the aiosmtpd SMTP
 # server. Skips what is there.
 #   scripts/test-deps.sh            everything the tests need
@@ -35,6 +35,7 @@ if [ "${1:-}" != package ]; then
     need dig bind9-dnsutils
     need pebble pebble
     need lego lego
+    need certbot certbot
 fi
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
