@@ -22,7 +22,7 @@ use dyndns_core::answer::Code;
 use dyndns_core::basic_auth::parse_basic_auth;
 use dyndns_core::challenge::{ChallengeValue, may_set_challenge};
 use dyndns_core::credential::Credential;
-use dyndns_core::queue::{ENTRY_FORMAT, EntryKind, TxtEntry, TxtOperation, TxtType};
+use dyndns_core::queue::{ENTRY_FORMAT, EntryKind, EntryName, TxtEntry, TxtOperation, TxtType};
 use dyndns_core::request::UpdateParams;
 use dyndns_core::view::{HandlerSettings, HostView, UserView};
 use dyndns_core::zone_plan::apply_txt_requests;
@@ -103,7 +103,8 @@ impl std::fmt::Display for Refusal {
 /// What became of an accepted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
-    /// A present whose value the zone holds.
+    /// A present whose value the zone holds (the applier has taken the
+    /// request and published the value).
     Live,
     /// A present queued durably but not in the zone within `present_wait`.
     Queued,
@@ -164,34 +165,30 @@ impl Requester<'_> {
                     pending.iter().map(|e| &e.txt),
                     acme.max_values,
                 );
-                if live.iter().any(|v| v == value.as_str()) && values.contains(&value.to_string()) {
-                    return Ok(Done::Live);
+                if !values.contains(&value.to_string()) && values.len() >= acme.max_values {
+                    let oldest = values
+                        .iter()
+                        .find_map(|v| ChallengeValue::parse(v).ok())
+                        .filter(|_| when_full == WhenFull::DropOldest);
+                    let Some(oldest) = oldest else {
+                        return Err(Refusal::TooMany {
+                            name: name.clone(),
+                            max: acme.max_values,
+                        });
+                    };
+                    // Applied before the present: requests apply in time order.
+                    let earlier = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+                    self.write(name, TxtOperation::Cleanup { value: oldest }, earlier)?;
                 }
-                if !values.contains(&value.to_string()) {
-                    if values.len() >= acme.max_values {
-                        let oldest = values
-                            .iter()
-                            .find_map(|v| ChallengeValue::parse(v).ok())
-                            .filter(|_| when_full == WhenFull::DropOldest);
-                        let Some(oldest) = oldest else {
-                            return Err(Refusal::TooMany {
-                                name: name.clone(),
-                                max: acme.max_values,
-                            });
-                        };
-                        // Applied before the present: requests apply in time order.
-                        let earlier = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
-                        self.write(name, TxtOperation::Cleanup { value: oldest }, earlier)?;
-                    }
-                    self.write(
-                        name,
-                        TxtOperation::Present {
-                            value: value.clone(),
-                        },
-                        now,
-                    )?;
-                }
-                Ok(self.wait_live(&target, &value, acme.present_wait))
+                // Written even when the zone holds the value already: a
+                // cleanup of it may be in the applier's hands right now,
+                // which the handler cannot see.
+                let present = TxtOperation::Present {
+                    value: value.clone(),
+                };
+                let entry = EntryName::pending(name, present.kind());
+                self.write(name, present, now)?;
+                Ok(self.wait_live(&target, &value, &entry, acme.present_wait))
             }
             Operation::Cleanup(value) => {
                 let tag = EntryKind::Txt(value.tag());
@@ -237,10 +234,19 @@ impl Requester<'_> {
         Ok(())
     }
 
-    /// Waits until the view shows `value` at `host`'s challenge name, at
-    /// most `limit`. Blocks this request only: the runtime serves others
-    /// meanwhile.
-    fn wait_live(&self, host: &Hostname, value: &ChallengeValue, limit: Duration) -> Done {
+    /// Waits until the applier has taken the pending entry `entry` and the
+    /// view shows `value` at `host`'s challenge name, at most `limit`. (The
+    /// applier publishes a name's values before it removes the entries it
+    /// applied, and one batch runs at a time: once the entry has left
+    /// `new/`, the view reflects every earlier request.) Blocks this request
+    /// only: the runtime serves others meanwhile.
+    fn wait_live(
+        &self,
+        host: &Hostname,
+        value: &ChallengeValue,
+        entry: &str,
+        limit: Duration,
+    ) -> Done {
         let started = Instant::now();
         loop {
             let elapsed = started.elapsed();
@@ -254,6 +260,9 @@ impl Requester<'_> {
                 return Done::Queued;
             }
             std::thread::sleep(POLL_INTERVAL.min(limit - elapsed));
+            if self.storage.is_pending(entry) {
+                continue;
+            }
             match self.storage.host(host) {
                 Ok(Some(view)) if view.live.challenges.iter().any(|v| v == value.as_str()) => {
                     info!(

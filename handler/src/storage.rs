@@ -306,6 +306,11 @@ impl Storage {
         result
     }
 
+    /// True while `new/<name>` exists (one stat).
+    pub fn is_pending(&self, name: &str) -> bool {
+        fs::symlink_metadata(self.queue_dir.join(queue::NEW_DIR).join(name)).is_ok()
+    }
+
     /// The pending TXT entries of the challenge name `name`, oldest request
     /// first. Lists `new/` (only challenge requests pay for this);
     /// unreadable entries count as absent, as for addresses.

@@ -166,9 +166,10 @@ fn httpreq_present_answers_once_the_value_is_in_the_zone_and_cleanup_removes_it(
         vec![v1.clone(), v2.clone()],
         "oldest first"
     );
-    // presenting a value the zone holds answers at once, writing nothing
+    // presenting a value the zone holds again is confirmed by the applier
     let r = httpreq(&server, "present", "alice", HOME, &v1);
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(zone_txt(&env, HOME).len(), 2);
     for v in [&v1, &v2] {
         let r = httpreq(&server, "cleanup", "alice", HOME, v);
         assert_eq!(r.status, 200, "{r:?}");
