@@ -417,10 +417,10 @@ struct HttpreqBody {
     fqdn: Option<String>,
     value: Option<String>,
     domain: Option<String>,
+    /// lego's RAW mode also sends `token`, which the value does not need
+    /// (unknown fields are ignored).
     #[serde(rename = "keyAuth")]
     key_auth: Option<String>,
-    #[allow(dead_code)]
-    token: Option<String>,
 }
 
 /// Reads the name and value of an `httpreq` body.
