@@ -222,6 +222,19 @@ pub enum ConfigProblem {
     /// A duration that must be positive is zero.
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
+    /// A host would turn "silent" between two of its client's recorded
+    /// `nochg`s.
+    #[error(
+        "handler.silent_after ({}) is shorter than handler.heard_resolution ({}): a client that re-sends its address is only recorded as heard that often",
+        humantime::format_duration(*silent_after),
+        humantime::format_duration(*heard_resolution)
+    )]
+    SilentBeforeHeard {
+        /// handler.silent_after
+        silent_after: Duration,
+        /// handler.heard_resolution
+        heard_resolution: Duration,
+    },
     /// `retry_initial` is longer than `retry_max`.
     #[error("applier.retry_initial ({initial:?}) is longer than applier.retry_max ({max:?})")]
     RetryOrder {
@@ -331,6 +344,9 @@ pub struct HandlerOptions {
     /// How often at most the handler records that a host's client was
     /// heard from when nothing changed (`nochg`).
     pub heard_resolution: Duration,
+    /// The status page marks a host "silent" when its client has not been
+    /// heard from for longer than this.
+    pub silent_after: Duration,
 }
 
 /// The request header Plesk's nginx sets to `handler.proxy_secret`.
@@ -635,6 +651,8 @@ struct RawHandler {
     heartbeat_max_age: Duration,
     #[serde(default = "default_heard_resolution", with = "humantime_serde")]
     heard_resolution: Duration,
+    #[serde(default = "default_silent_after", with = "humantime_serde")]
+    silent_after: Duration,
 }
 
 impl Default for RawHandler {
@@ -646,12 +664,16 @@ impl Default for RawHandler {
             realm: default_realm(),
             heartbeat_max_age: default_heartbeat_max_age(),
             heard_resolution: default_heard_resolution(),
+            silent_after: default_silent_after(),
         }
     }
 }
 
 fn default_heard_resolution() -> Duration {
     Duration::from_secs(600)
+}
+fn default_silent_after() -> Duration {
+    Duration::from_secs(2 * 86_400)
 }
 fn default_realm() -> String {
     "dyndns".into()
@@ -935,6 +957,14 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
     if raw.handler.heard_resolution.is_zero() {
         problems.push(ConfigProblem::ZeroDuration("handler.heard_resolution"));
     }
+    if raw.handler.silent_after.is_zero() {
+        problems.push(ConfigProblem::ZeroDuration("handler.silent_after"));
+    } else if raw.handler.silent_after < raw.handler.heard_resolution {
+        problems.push(ConfigProblem::SilentBeforeHeard {
+            silent_after: raw.handler.silent_after,
+            heard_resolution: raw.handler.heard_resolution,
+        });
+    }
     if let Some(secret) = &raw.handler.proxy_secret
         && let Some(reason) = proxy_secret_problem(secret)
     {
@@ -947,6 +977,7 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         realm,
         heartbeat_max_age: raw.handler.heartbeat_max_age,
         heard_resolution: raw.handler.heard_resolution,
+        silent_after: raw.handler.silent_after,
     };
 
     // applier

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod record_type;
 pub mod request;
 pub mod state;
+pub mod status;
 pub mod untrusted_text;
 pub mod update;
 pub mod view;

@@ -81,6 +81,10 @@ pub struct HandlerSettings {
     /// ACME DNS-01 challenge endpoints (off in views published before them).
     #[serde(default)]
     pub acme: AcmeSettings,
+    /// The status page marks a host silent when its client has not been
+    /// heard from for longer than this.
+    #[serde(default = "default_silent_after", with = "humantime_serde")]
+    pub silent_after: Duration,
 }
 
 /// What the handler needs of the `[acme]` config table.
@@ -113,6 +117,11 @@ impl From<&AcmeOptions> for AcmeSettings {
             present_wait: o.present_wait,
         }
     }
+}
+
+/// `silent_after` of a view published before the setting existed.
+fn default_silent_after() -> Duration {
+    Duration::from_secs(2 * 86_400)
 }
 
 impl HandlerSettings {
@@ -275,6 +284,7 @@ pub fn handler_settings(config: &Config) -> HandlerSettings {
         heartbeat_max_age: config.handler.heartbeat_max_age,
         heard_resolution: config.handler.heard_resolution,
         acme: AcmeSettings::from(&config.acme),
+        silent_after: config.handler.silent_after,
     }
 }
 

@@ -49,6 +49,7 @@ fn minimal_config_gets_defaults() {
     );
     assert_eq!(c.handler.proxy_secret, None);
     assert_eq!(c.handler.heard_resolution, Duration::from_secs(600));
+    assert_eq!(c.handler.silent_after, Duration::from_secs(2 * 86_400));
     assert_eq!(c.applier.host_change_limit, 30);
     assert_eq!(c.applier.host_change_window, Duration::from_secs(3600));
     assert!(!c.users[0].admin);
@@ -516,4 +517,23 @@ fn user_name_rule_is_public_for_queue_entries() {
         assert!(user_name_problem(bad).is_some(), "{bad:?}");
     }
     assert!(user_name_problem(&"a".repeat(129)).is_some());
+}
+
+#[test]
+fn silent_after_must_outlast_heard_resolution() {
+    let c = Config::parse(&base("[handler]\nsilent_after = \"6h\""), None).unwrap();
+    assert_eq!(c.handler.silent_after, Duration::from_secs(6 * 3600));
+    assert_eq!(
+        one_problem(&base("[handler]\nsilent_after = \"0s\"")),
+        "handler.silent_after must be longer than zero"
+    );
+    let p = one_problem(&base(
+        "[handler]\nsilent_after = \"5m\"\nheard_resolution = \"10m\"",
+    ));
+    assert!(
+        p.starts_with("handler.silent_after (5m) is shorter than handler.heard_resolution (10m)"),
+        "{p}"
+    );
+    let err = Config::parse(&base("[handler]\nsilent_after = \"two days\""), None).unwrap_err();
+    assert!(err.to_string().contains("silent_after"), "{err}");
 }

@@ -77,6 +77,7 @@ fn settings() -> HandlerSettings {
         heartbeat_max_age: Duration::from_secs(300),
         heard_resolution: Duration::from_secs(600),
         acme: Default::default(),
+        silent_after: Duration::from_secs(2 * 86_400),
     }
 }
 
