@@ -193,7 +193,7 @@ pub enum ConfigProblem {
         /// The pattern.
         pattern: String,
     },
-    /// A user who could update nothing.
+    /// A user (not an admin) who could update nothing.
     #[error("users[{index}] ({user}): no hosts granted (add hosts = [...]{hint})")]
     UserWithoutHosts {
         /// Position in the list.
@@ -1164,7 +1164,8 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
         }
         let named_host = host_named_by_user(&u.name);
         let covered_by_name = handler.user_named_hosts && named_host.is_some();
-        if u.hosts.is_empty() && !covered_by_name {
+        // An admin may hold no grant: an account for the status page only.
+        if u.hosts.is_empty() && !covered_by_name && !u.admin {
             let hint = if named_host.is_some() {
                 ", or set handler.user_named_hosts = true"
             } else {

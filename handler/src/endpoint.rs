@@ -1,7 +1,8 @@
 //! Routing and the dyndns2 conversation: `/nic/update` (and `/update`),
-//! `/health`, the ACME challenge endpoints (see [`crate::challenges`]), and
-//! a protocol answer for everything else. Works on plain
-//! [`RequestParts`] so it does not depend on the runtime's types.
+//! `/health`, `/status` (see [`crate::status_page`]), the ACME challenge
+//! endpoints (see [`crate::challenges`]), and a protocol answer for
+//! everything else. Works on plain [`RequestParts`] so it does not depend on
+//! the runtime's types.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -18,6 +19,7 @@ use dyndns_core::view::HandlerSettings;
 use tracing::{debug, error, info, warn};
 
 use crate::challenges;
+use crate::status_page;
 use crate::storage::{FileContext, Storage};
 
 /// A request as read from the runtime.
@@ -79,7 +81,7 @@ impl Reply {
         }
     }
 
-    fn with_header(mut self, name: &str, value: String) -> Reply {
+    pub(crate) fn with_header(mut self, name: &str, value: String) -> Reply {
         self.headers.push((name.into(), value));
         self
     }
@@ -95,6 +97,10 @@ pub fn respond(req: &RequestParts, storage: &Storage) -> Reply {
                 warn!(method = %other.escape_debug(), "update refused: method not allowed");
                 Reply::text(405, "badagent").with_header("allow", "GET, POST".into())
             }
+        },
+        "/status" | "/status.json" => match req.method.as_str() {
+            "GET" => status_page::respond(req, storage, path == "/status.json"),
+            _ => Reply::text(405, "method not allowed").with_header("allow", "GET".into()),
         },
         "/health" | "/health/" => match req.method.as_str() {
             "GET" | "HEAD" => health(storage),
@@ -181,7 +187,7 @@ pub(crate) fn show_client(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "unknown".to_string(), |c| c.to_string())
 }
 
-fn server_fault(what: &str, err: &dyn std::fmt::Display) -> Reply {
+pub(crate) fn server_fault(what: &str, err: &dyn std::fmt::Display) -> Reply {
     error!("{what}: {err}");
     Reply::text(500, Code::ServerError.as_str())
 }

@@ -1,5 +1,6 @@
-//! The dyndns2 update endpoint (and the ACME challenge endpoints) as a wasi:http component for Spin (or any
-//! wasi:http host such as `wasmtime serve`).
+//! The dyndns2 update endpoint (with the status page and the ACME challenge
+//! endpoints) as a wasi:http component for Spin (or any wasi:http host such
+//! as `wasmtime serve`).
 //!
 //! [`endpoint`] holds the conversation and [`storage`] the file access; both
 //! are plain Rust and are also built natively for unit tests and lints. The
@@ -10,6 +11,7 @@
 pub mod challenges;
 pub mod endpoint;
 pub mod logging;
+pub mod status_page;
 pub mod storage;
 
 #[cfg(target_arch = "wasm32")]

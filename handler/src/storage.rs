@@ -3,6 +3,7 @@
 //! directories the runtime mounts; their guest paths come from
 //! `DYNDNS_STATE_DIR` (default `/state`) and `DYNDNS_QUEUE_DIR` (default `/queue`).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use dyndns_core::queue::{self, EntryKind, EntryName, HeardEntry, QueueEntry, TxtEntry};
-use dyndns_core::state::{self, Heartbeat};
+use dyndns_core::state::{self, Heartbeat, HostRecord};
 use dyndns_core::update::UpdateContext;
 use dyndns_core::view::{self, HandlerSettings, HostView, UserView};
 use dyndns_core::{Hostname, RecordType};
@@ -230,8 +231,15 @@ impl Storage {
         host: &Hostname,
         record_type: RecordType,
     ) -> Result<Option<IpAddr>, StorageError> {
-        let pending_name = EntryName::pending(host, record_type);
-        let pending = self.queue_dir.join(queue::NEW_DIR).join(&pending_name);
+        Ok(self
+            .pending_entry(&EntryName::pending(host, record_type))?
+            .map(|entry| entry.address))
+    }
+
+    /// The pending entry `new/<pending_name>`, checked like the applier
+    /// checks it; `None` when it is absent or unusable.
+    fn pending_entry(&self, pending_name: &str) -> Result<Option<QueueEntry>, StorageError> {
+        let pending = self.queue_dir.join(queue::NEW_DIR).join(pending_name);
         let mut file = match File::open(&pending) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -242,10 +250,77 @@ impl Storage {
         if (&mut file).take(limit + 1).read_to_end(&mut bytes).is_err() {
             return Ok(None);
         }
-        Ok(EntryName::parse(&pending_name)
+        Ok(EntryName::parse(pending_name)
             .ok()
-            .and_then(|name| QueueEntry::from_untrusted(&bytes, &name).ok())
-            .map(|entry| entry.address))
+            .and_then(|name| QueueEntry::from_untrusted(&bytes, &name).ok()))
+    }
+
+    /// The valid pending entries of `hosts`: one listing of `new/`, then
+    /// only the entries of these hosts are read (the status page).
+    pub fn pending_entries(
+        &self,
+        hosts: &BTreeSet<&Hostname>,
+    ) -> Result<Vec<QueueEntry>, StorageError> {
+        let dir = self.queue_dir.join(queue::NEW_DIR);
+        let mut entries = Vec::new();
+        for item in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let item = item.map_err(|e| io_err(&dir, e))?;
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            // Address entries only: a HEARD marker is folded into the host
+            // record within a polling interval, TXT entries are no host's.
+            let wanted = EntryName::parse(&name).is_ok_and(|n| {
+                n.claim.is_none()
+                    && matches!(n.kind, EntryKind::Address(_))
+                    && hosts.contains(&n.host)
+            });
+            if wanted && let Some(entry) = self.pending_entry(&name)? {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Every configured host, from the names of the view's host files.
+    pub fn configured_hosts(&self) -> Result<Vec<Hostname>, StorageError> {
+        let dir = self.view_path().join(view::HOSTS_DIR);
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StorageError::NoView(dir.display().to_string()));
+            }
+            Err(e) => return Err(io_err(&dir, e)),
+        };
+        let mut hosts = Vec::new();
+        for item in listing {
+            let item = item.map_err(|e| io_err(&dir, e))?;
+            let file_name = item.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            // Only canonical names: one file per host.
+            if let Ok(host) = Hostname::parse(name)
+                && host.as_str() == name
+            {
+                hosts.push(host);
+            }
+        }
+        hosts.sort();
+        Ok(hosts)
+    }
+
+    /// The applier's record of `host` (`state/hosts/<host>.json`): current
+    /// addresses, history, last heard. `None` before the applier wrote one.
+    pub fn host_record(&self, host: &Hostname) -> Result<Option<HostRecord>, StorageError> {
+        let path = self
+            .state_dir
+            .join(state::HOSTS_STATE_DIR)
+            .join(HostRecord::file_name(host));
+        Ok(
+            read_json::<HostRecord>(&path, state::MAX_HOST_RECORD_BYTES)?
+                .filter(|r| &r.host == host && r.format == state::HOST_RECORD_FORMAT),
+        )
     }
 
     /// Writes `entry` atomically and durably: temporary file in `tmp/`,

@@ -537,3 +537,13 @@ fn silent_after_must_outlast_heard_resolution() {
     let err = Config::parse(&base("[handler]\nsilent_after = \"two days\""), None).unwrap_err();
     assert!(err.to_string().contains("silent_after"), "{err}");
 }
+
+#[test]
+fn an_admin_needs_no_hosts_of_their_own() {
+    let watcher = "[[users]]\nname = \"watcher\"\ncredential = \"CRED\"\nadmin = true\n"
+        .replace("CRED", CRED);
+    let c = Config::parse(&base(&watcher), None).unwrap();
+    assert!(c.users[1].admin && c.users[1].grants.is_empty());
+    let p = one_problem(&base(&watcher.replace("admin = true\n", "")));
+    assert!(p.contains("no hosts granted"), "{p}");
+}
