@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Result;
+use dyndns_core::Hostname;
 
 use crate::batch::BatchReport;
 use crate::fsutil::replace_in_dir;
@@ -38,6 +39,18 @@ pub struct Metrics {
     failed_entries: u64,
     last_batch: f64,
     notify: NotifyStats,
+    hosts: Vec<HostActivity>,
+}
+
+/// When a host was last heard from and last changed (for the per-host gauges).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostActivity {
+    /// The host.
+    pub host: Hostname,
+    /// When its client was last heard from.
+    pub last_heard: Option<SystemTime>,
+    /// When one of its addresses was last changed.
+    pub last_change: Option<SystemTime>,
 }
 
 impl Metrics {
@@ -62,10 +75,7 @@ impl Metrics {
                 }
             }
         }
-        self.last_batch = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        self.last_batch = unix_seconds(SystemTime::now());
     }
 
     /// Sets the queue gauges.
@@ -79,8 +89,18 @@ impl Metrics {
         self.notify = stats;
     }
 
+    /// Sets the per-host gauges.
+    pub fn set_hosts(&mut self, hosts: Vec<HostActivity>) {
+        self.hosts = hosts;
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
+        self.render_at(SystemTime::now())
+    }
+
+    /// The text exposition, with host ages counted up to `now`.
+    fn render_at(&self, now: SystemTime) -> String {
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -194,6 +214,36 @@ impl Metrics {
                 "dyndns_notifications_total{{channel=\"{channel}\",result=\"failed\"}} {n}"
             );
         }
+        // An age, so that "silent for two days" is `> 172800`; a host never
+        // heard from has no sample.
+        let _ = writeln!(
+            s,
+            "# HELP dyndns_host_last_heard_seconds Seconds since the host's client was last heard from (an update or a nochg).\n# TYPE dyndns_host_last_heard_seconds gauge"
+        );
+        for h in &self.hosts {
+            if let Some(t) = h.last_heard {
+                let age = now.duration_since(t).unwrap_or_default().as_secs();
+                let _ = writeln!(
+                    s,
+                    "dyndns_host_last_heard_seconds{{host=\"{}\"}} {age}",
+                    label_value(h.host.as_str())
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP dyndns_host_last_change_timestamp_seconds When an address of the host last changed (Unix time).\n# TYPE dyndns_host_last_change_timestamp_seconds gauge"
+        );
+        for h in &self.hosts {
+            if let Some(t) = h.last_change {
+                let _ = writeln!(
+                    s,
+                    "dyndns_host_last_change_timestamp_seconds{{host=\"{}\"}} {}",
+                    label_value(h.host.as_str()),
+                    unix_seconds(t)
+                );
+            }
+        }
         s
     }
 
@@ -211,6 +261,28 @@ impl Metrics {
         replace_in_dir(dir, name, self.render().as_bytes(), 0o644)?;
         Ok(())
     }
+}
+
+/// Seconds since the epoch (0 for earlier times).
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A label value as the text exposition format wants it: backslash, double
+/// quote and line feed escaped.
+fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -260,5 +332,46 @@ mod tests {
             let (_, value) = line.rsplit_once(' ').unwrap();
             value.parse::<f64>().unwrap();
         }
+    }
+
+    #[test]
+    fn per_host_gauges() {
+        let mut m = Metrics::default();
+        let t = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let host = |n: &str| Hostname::parse(n).unwrap();
+        m.set_hosts(vec![
+            HostActivity {
+                host: host("home.dyn.example.com"),
+                last_heard: Some(t(1_000)),
+                last_change: Some(t(500)),
+            },
+            HostActivity {
+                host: host("nas.dyn.example.com"),
+                last_heard: None,
+                last_change: None,
+            },
+        ]);
+        let text = m.render_at(t(1_060));
+        assert!(
+            text.contains("dyndns_host_last_heard_seconds{host=\"home.dyn.example.com\"} 60\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "dyndns_host_last_change_timestamp_seconds{host=\"home.dyn.example.com\"} 500\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("nas.dyn"),
+            "never heard, never changed: no sample\n{text}"
+        );
+        assert!(text.contains("# TYPE dyndns_host_last_heard_seconds gauge\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("a.example.com"), "a.example.com");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

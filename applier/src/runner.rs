@@ -376,6 +376,8 @@ impl Loop {
         if let Some(n) = &self.notifier {
             self.metrics.set_notify(n.stats());
         }
+        self.metrics
+            .set_hosts(self.states.activity(&self.loaded.config));
         if let Err(e) = self.metrics.write(&path) {
             error!("cannot write metrics to {}: {e:#}", path.display());
         }

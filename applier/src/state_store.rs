@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::fsutil::{atomic_write_unsynced_as, read_optional};
 use crate::layout::Layout;
+use crate::metrics::HostActivity;
 
 /// Every configured host's record, as loaded at start and kept up to date
 /// by the batches. Changed records are written by [`HostStates::save`].
@@ -119,6 +120,23 @@ impl HostStates {
             .get(host)
             .map(HostRecord::live)
             .unwrap_or_default()
+    }
+
+    /// When each configured host was last heard from and last changed
+    /// (for the per-host metrics).
+    pub fn activity(&self, config: &Config) -> Vec<HostActivity> {
+        config
+            .hosts
+            .keys()
+            .map(|host| {
+                let record = self.records.get(host);
+                HostActivity {
+                    host: host.clone(),
+                    last_heard: record.and_then(|r| r.last_heard),
+                    last_change: record.and_then(|r| r.history.iter().map(|e| e.applied_at).max()),
+                }
+            })
+            .collect()
     }
 
     /// The record of `host` for changing (created when missing); it is

@@ -1,12 +1,17 @@
 //! `dyndns-applier status`: what is pending, what failed and why, which
-//! changes were interrupted, and what was applied. Reads only, and reads
-//! queue files only through the careful reader; every piece of text that
-//! came from the queue is escaped before it reaches the terminal.
+//! changes were interrupted, and per host what the status page shows an
+//! admin (addresses, pending ones, last change, last heard, silent, rate
+//! limit). Reads only, and reads queue files only through the careful
+//! reader; every piece of text that came from the queue is escaped before
+//! it reaches the terminal.
 
 use std::io::Write;
+use std::time::SystemTime;
 
 use anyhow::Result;
-use dyndns_core::queue::Entry;
+use dyndns_core::config::Config;
+use dyndns_core::queue::{Entry, QueueEntry};
+use dyndns_core::status::{HostSources, HostStatus, StatusReport, Viewer, rough_duration};
 use dyndns_core::untrusted_text::escape;
 
 use crate::config_file::LoadedConfig;
@@ -128,26 +133,115 @@ pub fn print_status(loaded: &LoadedConfig, out: &mut impl Write) -> Result<()> {
         }
     }
 
-    writeln!(out, "\napplied:")?;
-    for host in config.hosts.values() {
-        let record = read_host_record(&layout, &host.name);
-        for t in &host.types {
-            match record.as_ref().and_then(|r| r.current(*t)) {
-                Some(c) => writeln!(
+    let pending: Vec<QueueEntry> = entries
+        .into_iter()
+        .filter_map(|e| match e.entry {
+            Entry::Address(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    print_hosts(config, &layout, &pending, SystemTime::now(), out)?;
+    Ok(())
+}
+
+/// The per-host summary (what `/status` shows an admin): current and
+/// pending addresses, last change, last heard, silent, rate limit.
+fn print_hosts(
+    config: &Config,
+    layout: &Layout,
+    pending: &[QueueEntry],
+    now: SystemTime,
+    out: &mut impl Write,
+) -> Result<()> {
+    let silent_after = config.handler.silent_after;
+    let root = Viewer {
+        name: "",
+        admin: true,
+    };
+    let hosts: Vec<HostStatus> = config
+        .hosts
+        .values()
+        .map(|host| {
+            let record = read_host_record(layout, &host.name);
+            HostStatus::build(
+                HostSources {
+                    host: &host.name,
+                    types: &host.types,
+                    record: record.as_ref(),
+                    pending,
+                    in_flux: &[],
+                },
+                root,
+                now,
+                silent_after,
+            )
+        })
+        .collect();
+    let report = StatusReport::new(root, now, silent_after, hosts);
+    writeln!(
+        out,
+        "\nhosts ({}, {} silent: not heard from for over {}):",
+        report.hosts.len(),
+        report.silent_hosts().count(),
+        rough_duration(silent_after)
+    )?;
+    let ago = |t: SystemTime| match now.duration_since(t) {
+        Ok(d) => format!("{} ago", rough_duration(d)),
+        Err(e) => format!("in {}", rough_duration(e.duration())),
+    };
+    for host in &report.hosts {
+        write!(out, "  {}", host.host)?;
+        if host.silent {
+            match host.last_heard {
+                Some(t) => write!(
                     out,
-                    "  {:<40} {:<4} {:<39} {}",
-                    host.name.as_str(),
-                    t.as_str(),
-                    c.address.to_string(),
-                    ago(c.confirmed_at)
+                    "  [SILENT for {}]",
+                    rough_duration(now.duration_since(t).unwrap_or_default())
                 )?,
-                None => writeln!(
-                    out,
-                    "  {:<40} {:<4} (nothing applied yet)",
-                    host.name.as_str(),
-                    t.as_str()
-                )?,
+                None => write!(out, "  [SILENT: never heard]")?,
             }
+        }
+        writeln!(out)?;
+        for r in &host.records {
+            let t = r.record_type.as_str();
+            match (r.address, r.since.or(r.confirmed_at)) {
+                (Some(a), Some(when)) => writeln!(
+                    out,
+                    "    {t:<4}  {:<39} {} {}",
+                    a.to_string(),
+                    if r.since.is_some() {
+                        "since"
+                    } else {
+                        "confirmed"
+                    },
+                    ago(when)
+                )?,
+                (Some(a), None) => writeln!(out, "    {t:<4}  {a}")?,
+                (None, _) => writeln!(out, "    {t:<4}  (nothing applied yet)")?,
+            }
+            if let Some(p) = &r.pending {
+                writeln!(
+                    out,
+                    "          pending {} (queued {})",
+                    p.address,
+                    ago(p.requested_at)
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "    last change {}, last heard {}, {} change(s) in the history",
+            host.last_change.map_or_else(|| "none".to_string(), ago),
+            host.last_heard.map_or_else(|| "never".to_string(), ago),
+            host.history.len()
+        )?;
+        if let Some(until) = host.limited_until {
+            writeln!(
+                out,
+                "    over the change limit: changes wait until {} ({})",
+                humantime::format_rfc3339_seconds(until),
+                ago(until)
+            )?;
         }
     }
     Ok(())

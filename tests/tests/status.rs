@@ -790,3 +790,78 @@ fn chromium_renders_the_page_and_a_screenshot_is_saved() {
     }
     eprintln!("screenshot: {}", shot.display());
 }
+
+#[test]
+fn applier_status_and_metrics_show_each_host() {
+    let (env, _server) = setup("metrics_file = \"metrics/dyndns.prom\"");
+    month_of_state(&env);
+    let out = env.run_applier(&["status"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("hosts (4, 2 silent: not heard from for over 2d):"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  nas.dyn.example.com  [SILENT for 3d 2h]\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  office.dyn.example.com  [SILENT: never heard]\n    A     (nothing applied yet)\n    last change none, last heard never, 0 change(s) in the history\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  home.dyn.example.com\n    A     198.51.100.23"),
+        "{text}"
+    );
+    assert!(
+        text.contains("since 4d ago\n    AAAA  2001:db8:4::23"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last heard 1m ago, 6 change(s) in the history"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    A     192.0.2.4                               confirmed 6d ago\n          pending 198.51.100.99 (queued "),
+        "{text}"
+    );
+
+    // the applier applies shared's pending change and writes the per-host gauges
+    run_applier(&env);
+    let metrics = fs::read_to_string(env.dir.path().join("metrics/dyndns.prom")).unwrap();
+    let sample = |name: &str, host: &str| -> Option<f64> {
+        let prefix = format!("{name}{{host=\"{host}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse().expect("a number"))
+    };
+    let heard = |host: &str| sample("dyndns_host_last_heard_seconds", host);
+    let changed = |host: &str| sample("dyndns_host_last_change_timestamp_seconds", host);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let near = |value: Option<f64>, expected: f64| {
+        let v = value.unwrap_or_else(|| panic!("no sample:\n{metrics}"));
+        assert!((v - expected).abs() < 60.0, "{v} vs {expected}\n{metrics}");
+    };
+    near(heard("home.dyn.example.com"), 60.0);
+    near(heard("nas.dyn.example.com"), (3 * DAY + 2 * HOUR) as f64);
+    near(heard("shared.dyn.example.com"), 0.0);
+    assert_eq!(
+        heard("office.dyn.example.com"),
+        None,
+        "never heard: no sample"
+    );
+    near(changed("home.dyn.example.com"), now - (4 * DAY) as f64);
+    near(changed("shared.dyn.example.com"), now);
+    assert_eq!(changed("office.dyn.example.com"), None);
+    // the alert a silent router should fire: only nas
+    let silent: Vec<&str> = ["home", "nas", "office", "shared"]
+        .into_iter()
+        .filter(|h| heard(&format!("{h}.dyn.example.com")).is_some_and(|s| s > (2 * DAY) as f64))
+        .collect();
+    assert_eq!(silent, ["nas"]);
+}
