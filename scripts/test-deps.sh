@@ -2,7 +2,8 @@
 # Installs what the tests drive, from Debian: the real update clients
 # ddclient and inadyn, fail2ban (fail2ban-regex checks the shipped filter),
 # curl, openssl, strace (to see the handler flush before it answers),
-# iproute2 (the Spin tests add a peer address to lo), for the ACME DNS-01
+# chromium with a font (renders the status page headless), iproute2 (the
+# Spin tests add a peer address to lo), for the ACME DNS-01
 # tests BIND (named, rndc, named-checkzone, dig), the pebble ACME test
 # server and the lego and certbot clients, and the packaging tools (rpm, help2man,
 # musl-tools, lintian, systemd-analyze); from PyPI: the aiosmtpd SMTP
@@ -36,6 +37,8 @@ if [ "${1:-}" != package ]; then
     need pebble pebble
     need lego lego
     need certbot certbot
+    need chromium chromium
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$missing fonts-dejavu-core"
 fi
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
