@@ -312,7 +312,7 @@ fn bounded_history(record: Option<&HostRecord>) -> Vec<HistoryEntry> {
         .unwrap_or_default();
     // Stable: entries applied at the same instant keep their file order, reversed.
     all.reverse();
-    all.sort_by(|a, b| b.applied_at.cmp(&a.applied_at));
+    all.sort_by_key(|e| std::cmp::Reverse(e.applied_at));
     let mut kept = Vec::new();
     for t in RecordType::ALL {
         kept.extend(
@@ -322,7 +322,7 @@ fn bounded_history(record: Option<&HostRecord>) -> Vec<HistoryEntry> {
                 .map(|e| (*e).clone()),
         );
     }
-    kept.sort_by(|a, b| b.applied_at.cmp(&a.applied_at));
+    kept.sort_by_key(|e| std::cmp::Reverse(e.applied_at));
     kept
 }
 

@@ -447,6 +447,10 @@ mod tests {
         let r = respond(&parts("GET", "/update?hostname=a.example.com"), &s);
         assert_eq!((r.status, r.body.as_str()), (500, "911\n"));
         assert_eq!(respond(&parts("GET", "/health"), &s).status, 503);
+        // the status page: GET only, and without a view a server fault too
+        assert_eq!(respond(&parts("POST", "/status"), &s).status, 405);
+        assert_eq!(respond(&parts("GET", "/status.json"), &s).status, 500);
+        assert_eq!(respond(&parts("GET", "/status/x"), &s).status, 404);
     }
 
     #[test]

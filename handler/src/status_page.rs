@@ -356,9 +356,9 @@ fn render_host(s: &mut String, host: &HostStatus, now: SystemTime, silent_after:
             ),
         }
         if let Some(p) = &r.pending {
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "<tr class=\"pending\" data-type=\"{t}\"><th scope=\"row\"></th><td class=\"addr\">{}</td><td>queued {}</td></tr>\n",
+                "<tr class=\"pending\" data-type=\"{t}\"><th scope=\"row\"></th><td class=\"addr\">{}</td><td>queued {}</td></tr>",
                 escape_html(&p.address.to_string()),
                 ago(p.requested_at, now)
             );
@@ -399,9 +399,9 @@ fn render_host(s: &mut String, host: &HostStatus, now: SystemTime, silent_after:
                 (None, true) => "<span class=\"muted\">repair after a crash</span>".into(),
                 (None, false) => "<span class=\"muted\">another user</span>".into(),
             };
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                "<tr data-type=\"{}\"><td>{}</td><td>{}</td><td class=\"addr old\">{}</td><td class=\"addr new\">{}</td><td class=\"user\">{by}</td><td class=\"addr client\">{}</td></tr>\n",
+                "<tr data-type=\"{}\"><td>{}</td><td>{}</td><td class=\"addr old\">{}</td><td class=\"addr new\">{}</td><td class=\"user\">{by}</td><td class=\"addr client\">{}</td></tr>",
                 c.record_type.as_str(),
                 ago(c.applied_at, now),
                 c.record_type.as_str(),
