@@ -415,12 +415,15 @@ fn render_host(s: &mut String, host: &HostStatus, now: SystemTime, silent_after:
     s.push_str("</details>\n</section>\n");
 }
 
-/// Geometry of the timeline picture (SVG user units).
-const SVG_WIDTH: f64 = 320.0;
-const BAR_X: f64 = 34.0;
-const BAR_WIDTH: f64 = SVG_WIDTH - BAR_X - 4.0;
-const ROW_HEIGHT: f64 = 18.0;
-const BAR_HEIGHT: f64 = 11.0;
+/// Geometry of the timeline picture, in SVG user units: whole numbers (a
+/// unit is 1/10 of a CSS pixel at the natural width), so no float
+/// formatting code is linked into the component.
+const SVG_WIDTH: u64 = 3200;
+const BAR_X: u64 = 340;
+const BAR_WIDTH: u64 = SVG_WIDTH - BAR_X - 40;
+const ROW_HEIGHT: u64 = 180;
+const BAR_HEIGHT: u64 = 110;
+const TOP: u64 = 20;
 
 /// The inline SVG timeline: one bar per record type over the last 30 days,
 /// a coloured stretch per address (its title says which and when), a line
@@ -429,14 +432,13 @@ fn render_timeline(s: &mut String, host: &HostStatus, now: SystemTime) {
     let start = now
         .checked_sub(TIMELINE_WINDOW)
         .unwrap_or(SystemTime::UNIX_EPOCH);
-    let window = TIMELINE_WINDOW.as_secs_f64();
+    let window = TIMELINE_WINDOW.as_secs();
     let x_of = |t: SystemTime| {
-        let secs = t.duration_since(start).unwrap_or_default().as_secs_f64();
-        BAR_X + BAR_WIDTH * (secs / window).clamp(0.0, 1.0)
+        let secs = t.duration_since(start).unwrap_or_default().as_secs();
+        BAR_X + BAR_WIDTH * secs.min(window) / window
     };
-    let rows = host.timeline.len() as f64;
-    let axis_y = 2.0 + rows * ROW_HEIGHT;
-    let height = axis_y + 12.0;
+    let axis_y = TOP + host.timeline.len() as u64 * ROW_HEIGHT;
+    let height = axis_y + 120;
     let changes: usize = host
         .timeline
         .iter()
@@ -449,7 +451,7 @@ fn render_timeline(s: &mut String, host: &HostStatus, now: SystemTime) {
         if changes == 1 { "" } else { "s" }
     );
     for (i, row) in host.timeline.iter().enumerate() {
-        render_timeline_row(s, row, 2.0 + i as f64 * ROW_HEIGHT, &x_of, start);
+        render_timeline_row(s, row, TOP + i as u64 * ROW_HEIGHT, &x_of, start);
     }
     // the axis: 30, 20 and 10 days ago, now
     for (days, anchor) in [(30u64, "start"), (20, "middle"), (10, "middle"), (0, "end")] {
@@ -463,17 +465,17 @@ fn render_timeline(s: &mut String, host: &HostStatus, now: SystemTime) {
         };
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"8\" text-anchor=\"{anchor}\" fill=\"#6e7781\">{label}</text>",
+            "<text x=\"{}\" y=\"{}\" font-size=\"80\" text-anchor=\"{anchor}\" fill=\"#6e7781\">{label}</text>",
             x_of(t),
-            axis_y + 9.0
+            axis_y + 90
         );
     }
     if let Some(heard) = host.last_heard.filter(|t| *t > start) {
-        let x = x_of(heard);
         let _ = write!(
             s,
-            "<path class=\"heard\" d=\"M{x:.1} {:.1}l-3 4h6z\" fill=\"{}\"><title>last heard {}</title></path>",
-            axis_y - 2.0,
+            "<path class=\"heard\" d=\"M{} {}l-30 40h60z\" fill=\"{}\"><title>last heard {}</title></path>",
+            x_of(heard),
+            axis_y - 20,
             if host.silent { "#bc4c00" } else { "#2da44e" },
             escape_html(&utc(heard))
         );
@@ -484,16 +486,16 @@ fn render_timeline(s: &mut String, host: &HostStatus, now: SystemTime) {
 fn render_timeline_row(
     s: &mut String,
     row: &TimelineRow,
-    y: f64,
-    x_of: &dyn Fn(SystemTime) -> f64,
+    y: u64,
+    x_of: &dyn Fn(SystemTime) -> u64,
     start: SystemTime,
 ) {
     let t = row.record_type.as_str();
     let _ = write!(
         s,
-        "<g class=\"row\" data-type=\"{t}\"><text x=\"0\" y=\"{:.1}\" font-size=\"9\" fill=\"#6e7781\">{t}</text>\
-<rect x=\"{BAR_X}\" y=\"{y:.1}\" width=\"{BAR_WIDTH}\" height=\"{BAR_HEIGHT}\" fill=\"#8c959f\" fill-opacity=\"0.15\"/>",
-        y + BAR_HEIGHT - 2.0
+        "<g class=\"row\" data-type=\"{t}\"><text x=\"0\" y=\"{}\" font-size=\"90\" fill=\"#6e7781\">{t}</text>\
+<rect x=\"{BAR_X}\" y=\"{y}\" width=\"{BAR_WIDTH}\" height=\"{BAR_HEIGHT}\" fill=\"#8c959f\" fill-opacity=\"0.15\"/>",
+        y + BAR_HEIGHT - 20
     );
     let mut seen: Vec<IpAddr> = Vec::new();
     for seg in &row.segments {
@@ -509,9 +511,9 @@ fn render_timeline_row(
             };
             let _ = write!(
                 s,
-                "<rect class=\"segment\" data-address=\"{}\" x=\"{x1:.2}\" y=\"{y:.1}\" width=\"{:.2}\" height=\"{BAR_HEIGHT}\" fill=\"{}\"><title>{}: {} to {}</title></rect>",
+                "<rect class=\"segment\" data-address=\"{}\" x=\"{x1}\" y=\"{y}\" width=\"{}\" height=\"{BAR_HEIGHT}\" fill=\"{}\"><title>{}: {} to {}</title></rect>",
                 escape_html(&address.to_string()),
-                (x2 - x1).max(0.5),
+                x2.saturating_sub(x1).max(5),
                 PALETTE[index % PALETTE.len()],
                 escape_html(&address.to_string()),
                 escape_html(&utc(seg.from)),
@@ -521,9 +523,9 @@ fn render_timeline_row(
         if seg.from > start {
             let _ = write!(
                 s,
-                "<line class=\"change\" x1=\"{x1:.2}\" x2=\"{x1:.2}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#24292f\" stroke-width=\"1\"/>",
-                y - 2.0,
-                y + BAR_HEIGHT + 2.0
+                "<line class=\"change\" x1=\"{x1}\" x2=\"{x1}\" y1=\"{}\" y2=\"{}\" stroke=\"#24292f\" stroke-width=\"10\"/>",
+                y.saturating_sub(20),
+                y + BAR_HEIGHT + 20
             );
         }
     }
