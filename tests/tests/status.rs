@@ -865,3 +865,43 @@ fn applier_status_and_metrics_show_each_host() {
         .collect();
     assert_eq!(silent, ["nas"]);
 }
+
+#[test]
+fn a_user_with_more_hosts_than_the_view_inlines_sees_exactly_theirs() {
+    // over 64 hosts, the user's view file lists none: the page lists the
+    // view's host files and keeps those the user's grants cover
+    let mut body = String::from("zones = [\"dyn.example.com\"]\n");
+    for i in 0..70 {
+        body.push_str(&format!(
+            "[[hosts]]\nname = \"h{i}.sub.dyn.example.com\"\ntypes = [\"A\"]\n"
+        ));
+    }
+    body.push_str("[[hosts]]\nname = \"top.dyn.example.com\"\n");
+    body.push_str(&format!(
+        "[[users]]\nname = \"many\"\ncredential = \"{}\"\nhosts = [\"*.sub.dyn.example.com\"]\n",
+        credential(ALICE.1)
+    ));
+    let env = TestEnv::new(&body, "");
+    env.publish();
+    let file = env
+        .state
+        .join("view/users")
+        .join(dyndns_core::view::user_file_name("many"));
+    let user: serde_json::Value = serde_json::from_slice(&fs::read(file).unwrap()).unwrap();
+    assert!(user["hosts"].is_null(), "no inline hosts: {user}");
+    let server = env.serve();
+    let (page, report) = status(&server, ("many", ALICE.1));
+    assert_eq!(report.hosts.len(), 70);
+    assert!(
+        report
+            .hosts
+            .iter()
+            .all(|h| h.host.as_str().ends_with(".sub.dyn.example.com"))
+    );
+    assert!(!page.html().contains("top.dyn"));
+    assert_eq!(
+        report.hosts[0].records.len(),
+        1,
+        "types from the host's view file"
+    );
+}
