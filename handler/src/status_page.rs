@@ -47,7 +47,7 @@ pub fn respond(req: &RequestParts, storage: &Storage, json: bool) -> Reply {
     };
     debug!(user = %user.name, hosts = report.hosts.len(), "status page");
     if json {
-        let body = serde_json::to_string_pretty(&report).unwrap_or_else(|_| "{}".into());
+        let body = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into());
         Reply {
             status: 200,
             headers: vec![
