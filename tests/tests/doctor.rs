@@ -228,7 +228,7 @@ fn a_working_install_passes_every_check() {
     );
     assert!(
         line(&lines, "nginx dyn.example.com")
-            .starts_with("ok   nginx dyn.example.com: location ~ ^/(nic/update|update)$ passes"),
+            .starts_with("ok   nginx dyn.example.com: location ~ ^/(nic/update|update|status|status\\.json)$ passes"),
         "{lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains("shop.example.net")));
@@ -344,7 +344,7 @@ fn each_broken_part_is_named_with_its_fix() {
     assert_eq!(
         line(&lines, "nginx dyn.example.com"),
         format!(
-            "FAIL nginx dyn.example.com: location ~ ^/(nic/update|update)$ lacks `proxy_pass http://127.0.0.1:{};` (passes the updates to Spin), `proxy_set_header X-Forwarded-For $remote_addr;` (tells the handler the client's address, set so a client cannot forge it), `proxy_set_header X-Dyndns-Proxy-Secret \"<handler.proxy_secret>\";` (proves the forwarded address comes from nginx): paste /usr/share/dyndns/plesk-additional-directives.conf into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)",
+            "FAIL nginx dyn.example.com: location ~ ^/(nic/update|update|status|status\\.json)$ lacks `proxy_pass http://127.0.0.1:{};` (passes the updates to Spin), `proxy_set_header X-Forwarded-For $remote_addr;` (tells the handler the client's address, set so a client cannot forge it), `proxy_set_header X-Dyndns-Proxy-Secret \"<handler.proxy_secret>\";` (proves the forwarded address comes from nginx): paste /usr/share/dyndns/plesk-additional-directives.conf into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)",
             install.server.port
         )
     );
