@@ -3,6 +3,9 @@
 //! by hand-written state where a test needs what the applier would refuse;
 //! the page is read with an HTML5 parser, as a browser reads it, and once by
 //! Debian's Chromium. Also `dyndns-applier status` and the per-host metrics.
+//! The page tests run on both runtimes (`NAME::test_case_1_wasmtime`,
+//! `NAME::test_case_2_spin`), except those that simulate client addresses
+//! with a `spin-client-addr` header, which only `wasmtime serve` believes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,9 +13,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use dyndns_core::status::StatusReport;
-use dyndns_tests::{Server, TestEnv, credential};
+use dyndns_tests::{Runtime, Server, TestEnv, credential};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::json;
+use test_case::test_case;
 
 const ALICE: (&str, &str) = ("alice", "alice-secret-0123456789abcdef");
 const BOB: (&str, &str) = ("bob", "bob-secret-0123456789abcdef012");
@@ -72,7 +76,17 @@ hosts = ["office.dyn.example.com"]
     )
 }
 
+/// A deployment served by `wasmtime serve`.
 fn setup(applier: &str) -> (TestEnv, Server) {
+    setup_on(Runtime::Wasmtime, applier).expect("wasmtime serve is always usable")
+}
+
+/// A deployment served by `runtime` (`None` when Spin is absent, after a
+/// loud line).
+fn setup_on(runtime: Runtime, applier: &str) -> Option<(TestEnv, Server)> {
+    if !runtime.usable() {
+        return None;
+    }
     let env = TestEnv::new(
         &config(),
         &format!("retry_initial = \"200ms\"\nretry_max = \"1s\"\n{applier}"),
@@ -89,8 +103,8 @@ fn setup(applier: &str) -> (TestEnv, Server) {
         ],
     )]);
     env.publish();
-    let server = env.serve();
-    (env, server)
+    let server = env.serve_on(runtime);
+    Some((env, server))
 }
 
 fn run_applier(env: &TestEnv) {
@@ -274,6 +288,8 @@ fn hosts_of(report: &StatusReport) -> Vec<&str> {
     report.hosts.iter().map(|h| h.host.as_str()).collect()
 }
 
+// wasmtime serve only: the two users' client addresses are simulated with
+// spin-client-addr (Spin would append 127.0.0.1 for both).
 #[test]
 fn a_user_sees_only_their_hosts_and_an_admin_sees_every_host() {
     let (env, server) = setup("");
@@ -398,9 +414,12 @@ fn a_user_sees_only_their_hosts_and_an_admin_sees_every_host() {
     );
 }
 
-#[test]
-fn without_valid_credentials_the_answer_is_401_with_the_challenge() {
-    let (_env, server) = setup("");
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn without_valid_credentials_the_answer_is_401_with_the_challenge(runtime: Runtime) {
+    let Some((_env, server)) = setup_on(runtime, "") else {
+        return;
+    };
     for target in ["/status", "/status.json"] {
         let r = server.get(target, None, &[]);
         assert_eq!(r.status, 401, "{target}: {}", r.body);
@@ -428,14 +447,21 @@ fn without_valid_credentials_the_answer_is_401_with_the_challenge() {
         dyndns_tests::http::request(server.port, "POST", "/status", Some(ALICE), &[], Some(b""));
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET"));
-    // refusals are logged in the line fail2ban matches
-    let log = server.log();
-    assert!(
-        log.contains(
-            "authentication failed client=203.0.113.66 user=\"alice\" reason=\"unknown user or wrong secret\""
-        ),
-        "{log}"
+    // refusals are logged in the line fail2ban matches; Spin appends the
+    // real peer after the header the client sent
+    let client = match runtime {
+        Runtime::Wasmtime => "203.0.113.66",
+        Runtime::Spin => "127.0.0.1",
+    };
+    let line = format!(
+        "authentication failed client={client} user=\"alice\" reason=\"unknown user or wrong secret\""
     );
+    assert!(
+        dyndns_tests::wait_for(Duration::from_secs(5), || server.log().contains(&line)),
+        "{line} not in:\n{}",
+        server.log()
+    );
+    let log = server.log();
     assert!(log.contains("user=\"nobody\""), "{log}");
 }
 
@@ -448,9 +474,12 @@ const QUEUE_USER: &str =
 const RECORD_USER: &str =
     "</title></svg></table><script>alert(2)</script>\n<!-- ]]> --> & \"x\" 'y'";
 
-#[test]
-fn every_value_from_a_request_or_the_queue_is_escaped() {
-    let (env, server) = setup("");
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn every_value_from_a_request_or_the_queue_is_escaped(runtime: Runtime) {
+    let Some((env, server)) = setup_on(runtime, "") else {
+        return;
+    };
     // 1. a queue entry written straight into new/ by a compromised web side
     let entry = json!({
         "format": 1,
@@ -630,9 +659,12 @@ fn month_of_state(env: &TestEnv) {
     env.enqueue("shared.dyn.example.com", "A", "198.51.100.99");
 }
 
-#[test]
-fn a_host_not_heard_from_for_longer_than_silent_after_gets_a_badge() {
-    let (env, server) = setup("");
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn a_host_not_heard_from_for_longer_than_silent_after_gets_a_badge(runtime: Runtime) {
+    let Some((env, server)) = setup_on(runtime, "") else {
+        return;
+    };
     month_of_state(&env);
     let (page, report) = status(&server, ADMIN);
     let silent: Vec<&str> = report.silent_hosts().map(|h| h.host.as_str()).collect();
@@ -866,8 +898,12 @@ fn applier_status_and_metrics_show_each_host() {
     assert_eq!(silent, ["nas"]);
 }
 
-#[test]
-fn a_user_with_more_hosts_than_the_view_inlines_sees_exactly_theirs() {
+#[test_case(Runtime::Wasmtime; "wasmtime")]
+#[test_case(Runtime::Spin; "spin")]
+fn a_user_with_more_hosts_than_the_view_inlines_sees_exactly_theirs(runtime: Runtime) {
+    if !runtime.usable() {
+        return;
+    }
     // over 64 hosts, the user's view file lists none: the page lists the
     // view's host files and keeps those the user's grants cover
     let mut body = String::from("zones = [\"dyn.example.com\"]\n");
@@ -889,7 +925,7 @@ fn a_user_with_more_hosts_than_the_view_inlines_sees_exactly_theirs() {
         .join(dyndns_core::view::user_file_name("many"));
     let user: serde_json::Value = serde_json::from_slice(&fs::read(file).unwrap()).unwrap();
     assert!(user["hosts"].is_null(), "no inline hosts: {user}");
-    let server = env.serve();
+    let server = env.serve_on(runtime);
     let (page, report) = status(&server, ("many", ALICE.1));
     assert_eq!(report.hosts.len(), 70);
     assert!(
