@@ -325,6 +325,17 @@ fn update(req: &RequestParts, query: &str, storage: &Storage) -> Reply {
         }
     }
     for host in &plan.heard {
+        // The view is older than the applier's last fold: a marker that is
+        // still queued and younger than the resolution already says it. One
+        // stat instead of rewriting it on every request until the applier
+        // runs (a rename over an existing file makes ext4 flush it).
+        if storage
+            .heard_marker_written(host)
+            .and_then(|at| now.duration_since(at).ok())
+            .is_some_and(|age| age < settings.heard_resolution)
+        {
+            continue;
+        }
         let heard = HeardEntry {
             format: ENTRY_FORMAT,
             host: host.clone(),

@@ -350,6 +350,15 @@ impl Storage {
         self.put(&name, entry.to_json().as_bytes(), Durability::Advisory)
     }
 
+    /// When the queued "client heard" marker for `host` was written, if one
+    /// is waiting for the applier (one stat).
+    pub fn heard_marker_written(&self, host: &Hostname) -> Option<SystemTime> {
+        let name = EntryName::pending(host, EntryKind::Heard);
+        fs::symlink_metadata(self.queue_dir.join(queue::NEW_DIR).join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     /// Puts `bytes` into `new/<name>`: written to a fresh file in `tmp/`,
     /// renamed over whatever `new/<name>` holds.
     fn put(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<(), StorageError> {

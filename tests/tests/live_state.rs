@@ -7,7 +7,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dyndns_tests::{TestEnv, credential, wait_for};
 
@@ -307,6 +307,10 @@ fn nochg_records_heard_once_per_resolution_and_the_applier_folds_it_in() {
     )
     .unwrap();
     env.publish();
+    let marker_path = env.queue.join("new/home.dyn.example.com_HEARD.json");
+    let inode = |p: &std::path::Path| fs::symlink_metadata(p).map(|m| m.ino()).ok();
+    assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
+    let written = inode(&marker_path).expect("a marker after a stale nochg");
     for _ in 0..3 {
         assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
     }
@@ -314,6 +318,22 @@ fn nochg_records_heard_once_per_resolution_and_the_applier_folds_it_in() {
         env.queue_files("new"),
         vec!["home.dyn.example.com_HEARD.json"]
     );
+    // one write: the later requests see the fresh marker and leave it be
+    assert_eq!(
+        inode(&marker_path),
+        Some(written),
+        "the marker was rewritten"
+    );
+    // a marker older than handler.heard_resolution (the applier has been
+    // away) is replaced by the next nochg, so "last heard" stays that fresh
+    fs::File::options()
+        .write(true)
+        .open(&marker_path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(update(&server, "198.51.100.7"), "nochg 198.51.100.7\n");
+    assert_ne!(inode(&marker_path), Some(written), "an old marker was kept");
     let marker: serde_json::Value = serde_json::from_slice(
         &fs::read(env.queue.join("new/home.dyn.example.com_HEARD.json")).unwrap(),
     )

@@ -162,6 +162,32 @@ fn handler_setup(n: usize) -> HandlerSetup {
 }
 
 impl HandlerSetup {
+    /// Puts host 0 in the steady state of a router that re-sends its
+    /// address: the address applied and published, its client heard a
+    /// moment ago, nothing queued for it (as after the applier's batch).
+    /// Checks that a `nochg` then writes nothing.
+    fn settle_nochg(&self, server: &Server) {
+        let new = self.env.queue.join("new");
+        for entry in fs::read_dir(&new).expect("queue/new").flatten() {
+            if entry.file_name().to_string_lossy().starts_with("h0.") {
+                fs::remove_file(entry.path()).expect("remove h0's entries");
+            }
+        }
+        self.env
+            .set_applied("h0.dyn.example.com", "A", "203.0.113.1");
+        let r = server.get(
+            "/nic/update?hostname=h0.dyn.example.com&myip=203.0.113.1",
+            Some(("u0", &secret(0))),
+            &[],
+        );
+        assert_eq!(r.body, "nochg 203.0.113.1\n", "{r:?}");
+        let queued = self.env.queue_files("new");
+        assert!(
+            !queued.iter().any(|f| f.starts_with("h0.")),
+            "a nochg in the steady state wrote {queued:?}"
+        );
+    }
+
     /// The handler on `runtime`, checked to accept the benchmark's requests.
     fn serve(&self, runtime: Runtime) -> Server {
         let server = self.env.serve_on(runtime);
@@ -385,6 +411,7 @@ fn measure_handler(
         let server = small.serve(*rt);
         fig.good = measure(server.port, Some(&small.script), "/");
         fig.not_found = measure(server.port, None, "/not-found");
+        small.settle_nochg(&server);
         fig.nochg = measure(server.port, Some(&small.nochg_script), "/");
     }
     for (rt, fig) in runtimes.iter().zip(figs.iter_mut()) {
@@ -1034,7 +1061,7 @@ fn main() {
     let errors: u64 = figs.iter().map(RuntimeFigures::errors).sum();
     let _ = writeln!(
         md,
-        "Every component is served on 127.0.0.1 by `wasmtime serve` (Wasmtime {}, the runtime inside Spin 4.0.2) and by Spin (`spin up --direct-mounts --allow-transient-write`, as in production), one after the other for each component, and loaded by wrk with one thread for {RUN_SECONDS} s after a 1 s warm-up: {MODERATE_CONNECTIONS} connections for the latency figures (moderate load), {SATURATING_CONNECTIONS} for throughput. The references: hello-world answers a fixed text; the durable-write component (`bench/durable-component`) writes one queue-entry-sized file per request exactly as the handler writes an entry (create in `tmp/`, write, fsync, rename into `new/`, fsync `new/`) and does nothing else. Every handler `good` request is an authenticated `/nic/update` that changes the address (hosts and users rotate over up to 1,000 of the configured ones), so each is answered after a durable queue write; `nochg` repeats the newest known address, so nothing is written. Non-2xx answers in the durable-write and handler runs: {errors}.\n",
+        "Every component is served on 127.0.0.1 by `wasmtime serve` (Wasmtime {}, the runtime inside Spin 4.0.2) and by Spin (`spin up --direct-mounts --allow-transient-write`, as in production), one after the other for each component, and loaded by wrk with one thread for {RUN_SECONDS} s after a 1 s warm-up: {MODERATE_CONNECTIONS} connections for the latency figures (moderate load), {SATURATING_CONNECTIONS} for throughput. The references: hello-world answers a fixed text; the durable-write component (`bench/durable-component`) writes one queue-entry-sized file per request exactly as the handler writes an entry (create in `tmp/`, write, fsync, rename into `new/`, fsync `new/`) and does nothing else. Every handler `good` request is an authenticated `/nic/update` that changes the address (hosts and users rotate over up to 1,000 of the configured ones), so each is answered after a durable queue write; `nochg` repeats the address the applier last applied, with its client heard a moment ago and nothing queued for the host (the steady state of a router re-sending its address), so nothing is written. Non-2xx answers in the durable-write and handler runs: {errors}.\n",
         dyndns_tests::WASMTIME_VERSION
     );
     let _ = writeln!(
