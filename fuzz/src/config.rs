@@ -1,7 +1,9 @@
 //! The config file (TOML) into [`Config::parse`], the loader the applier
 //! runs on start, on SIGHUP and for `check-config`.
 
+use std::fmt::Write;
 use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use dyndns_core::RecordType;
 use dyndns_core::address::is_valid_interface_id;
@@ -35,6 +37,34 @@ pub fn check(data: &[u8]) {
     }
     let a = &config.applier;
     assert!(a.retry_initial <= a.retry_max);
+    let n = &config.notify;
+    let durations = [
+        ("applier.interval", Some(a.interval)),
+        ("applier.plesk_timeout", Some(a.plesk_timeout)),
+        ("applier.retry_initial", Some(a.retry_initial)),
+        ("applier.retry_max", Some(a.retry_max)),
+        (
+            "handler.heartbeat_max_age",
+            Some(config.handler.heartbeat_max_age),
+        ),
+        (
+            "handler.heard_resolution",
+            Some(config.handler.heard_resolution),
+        ),
+        ("applier.host_change_window", Some(a.host_change_window)),
+        ("acme.lifetime", Some(config.acme.lifetime)),
+        ("notify.retry_delay", Some(n.retry_delay)),
+        ("notify.email.timeout", n.email.as_ref().map(|e| e.timeout)),
+        (
+            "notify.webhook.timeout",
+            n.webhook.as_ref().map(|w| w.timeout),
+        ),
+    ];
+    for (name, d) in durations {
+        if let Some(d) = d {
+            assert_schedulable(name, d);
+        }
+    }
     for d in [a.interval, a.plesk_timeout, a.retry_initial, a.retry_max] {
         assert!(!d.is_zero());
     }
@@ -112,5 +142,24 @@ where
         Some(value),
         "the view does not read back: {}",
         String::from_utf8_lossy(json)
+    );
+}
+
+/// The applier adds configured durations to the current time (its sleep
+/// deadline, a call's deadline, the next retry) and writes the next retry as
+/// an RFC 3339 timestamp: both must work for every accepted value.
+fn assert_schedulable(name: &str, d: Duration) {
+    assert!(
+        Instant::now().checked_add(d).is_some(),
+        "{name} = {d:?}: now + {name} overflows"
+    );
+    let later = SystemTime::now().checked_add(d);
+    let Some(later) = later else {
+        panic!("{name} = {d:?}: now + {name} overflows");
+    };
+    let mut text = String::new();
+    assert!(
+        write!(text, "{}", humantime::format_rfc3339(later)).is_ok(),
+        "{name} = {d:?}: now + {name} cannot be written as an RFC 3339 time"
     );
 }

@@ -72,3 +72,8 @@ fn every_target_has_seeds() {
 fn seeds_pass_the_checks() {
     assert!(replay("seeds") > 0);
 }
+
+#[test]
+fn regressions_stay_fixed() {
+    assert!(replay("regressions") > 0);
+}
