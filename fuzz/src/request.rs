@@ -22,7 +22,7 @@ use dyndns_core::authorization::Grant;
 use dyndns_core::client_address::{client_address, parse_peer, proxy_proven};
 use dyndns_core::request::{MAX_HOSTS_PER_REQUEST, RequestedAddresses, UpdateParams};
 use dyndns_core::update::{Requester, UpdateContext, plan_update};
-use dyndns_core::view::{HandlerSettings, HostLive, HostView, VIEW_FORMAT};
+use dyndns_core::view::{AcmeSettings, HandlerSettings, HostLive, HostView, VIEW_FORMAT};
 use dyndns_core::{Hostname, RecordType};
 use ipnet::IpNet;
 
@@ -122,6 +122,7 @@ impl World {
             limited_until: limited.then(|| now + Duration::from_secs(3600)),
             last_heard: heard.then_some(now),
             in_flux: Vec::new(),
+            challenges: Vec::new(),
         };
         let both = &[RecordType::A, RecordType::AAAA][..];
         for (host, types, iid, live) in [
@@ -181,6 +182,8 @@ impl World {
                 realm: "dyndns".into(),
                 heartbeat_max_age: Duration::from_secs(300),
                 heard_resolution: Duration::from_secs(600),
+                acme: AcmeSettings::default(),
+                silent_after: Duration::from_secs(2 * 86400),
             },
             hosts,
             grants: [
