@@ -5,6 +5,7 @@
 #   FUZZ_RUNS     stop a target after this many executions (default: no limit)
 #   FUZZ_TARGETS  space-separated subset (default: every target)
 #   FUZZ_SANITIZER  none (default) or address, memory, thread, leak
+#   FUZZ_SUMMARY  where the summary table goes (default fuzz/logs/summary.md)
 #
 # Targets are built with debug assertions, so integer overflow panics.
 # AddressSanitizer is off by default: the code under test is safe Rust, and
@@ -51,7 +52,7 @@ echo "building the fuzz targets (nightly, sanitizer: $FUZZ_SANITIZER)"
 # shellcheck disable=SC2086 # $flags is several words
 nice -n 10 cargo +nightly fuzz build $flags
 
-summary=fuzz/logs/summary.md
+summary=${FUZZ_SUMMARY:-fuzz/logs/summary.md}
 {
     echo "| target | executions | exec/s | cov | ft | corpus | peak RSS | time | result |"
     echo "|---|---:|---:|---:|---:|---|---:|---:|---|"
