@@ -51,6 +51,7 @@ pub fn check(data: &[u8]) {
             "handler.heard_resolution",
             Some(config.handler.heard_resolution),
         ),
+        ("handler.silent_after", Some(config.handler.silent_after)),
         ("applier.host_change_window", Some(a.host_change_window)),
         ("acme.lifetime", Some(config.acme.lifetime)),
         ("notify.retry_delay", Some(n.retry_delay)),
