@@ -8,6 +8,8 @@
 #   make test    everything CI runs: lints, unit, integration, end-to-end tests
 #   make bench   benchmarks on wasmtime serve and Spin; writes BENCHMARKS.md
 #   make package the Debian and RPM packages, in target/package/
+#   make fuzz    coverage-guided fuzzing of the parsers, FUZZ_SECONDS (60) per
+#                target; see FUZZING.md
 #
 # Tools are installed when missing: the wasm32-wasip2 target, wasmtime
 # $(WASMTIME_VERSION) (the Wasmtime inside Spin 4.0.2), and for the client
@@ -25,7 +27,7 @@ APPLIER := target/release/dyndns-applier
 EMULATOR := target/release/plesk
 LISTEN ?= 127.0.0.1:3000
 
-.PHONY: all tools test-deps build lint test up demo bench package clean
+.PHONY: all tools test-deps build lint test up demo bench package fuzz clean
 
 all: build
 
@@ -52,6 +54,8 @@ lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p dyndns-handler -p hello-component -p durable-component -p fileops-component --target wasm32-wasip2 -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --no-default-features --all-targets -- -D warnings
 
 test: tools test-deps lint
 	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
@@ -77,6 +81,10 @@ package:
 	$(CARGO) build --release -p dyndns-handler --target wasm32-wasip2
 	$(CARGO) build --release -p dyndns-applier --target x86_64-unknown-linux-musl
 	@./scripts/package.sh
+
+## fuzz: every fuzz target in turn (nightly + cargo-fuzz, installed when missing)
+fuzz:
+	@./scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

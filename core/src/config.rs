@@ -23,6 +23,12 @@ use crate::untrusted_text::is_unsafe_char;
 /// Where the applier looks for the config when none is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/dyndns/dyndns.toml";
 
+/// Longest duration any option may have. The applier adds durations to the
+/// current time (deadlines, the next retry) and writes the next retry as an
+/// RFC 3339 time, which ends with the year 9999: far larger values would make
+/// it panic or fail, and nothing useful needs more than a year.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// A config file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
@@ -235,6 +241,9 @@ pub enum ConfigProblem {
         /// handler.heard_resolution
         heard_resolution: Duration,
     },
+    /// A duration longer than [`MAX_DURATION`].
+    #[error("{0} must be at most 365 days")]
+    DurationTooLong(&'static str),
     /// `retry_initial` is longer than `retry_max`.
     #[error("applier.retry_initial ({initial:?}) is longer than applier.retry_max ({max:?})")]
     RetryOrder {
@@ -1225,7 +1234,6 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
             problems.push(ConfigProblem::ZeroDuration("notify.webhook.timeout"));
         }
     }
-
     // ACME challenges
     let acme = raw.acme;
     if acme.max_values == 0 || acme.max_values > MAX_ACME_VALUES {
@@ -1239,6 +1247,35 @@ fn validate(raw: RawConfig, base_dir: Option<&Path>, problems: &mut Vec<ConfigPr
     }
     if acme.present_wait > MAX_PRESENT_WAIT {
         problems.push(ConfigProblem::PresentWait(acme.present_wait));
+    }
+
+    let durations = [
+        ("handler.heartbeat_max_age", Some(handler.heartbeat_max_age)),
+        ("handler.heard_resolution", Some(handler.heard_resolution)),
+        ("handler.silent_after", Some(handler.silent_after)),
+        ("applier.interval", Some(applier.interval)),
+        ("applier.plesk_timeout", Some(applier.plesk_timeout)),
+        ("applier.retry_initial", Some(applier.retry_initial)),
+        ("applier.retry_max", Some(applier.retry_max)),
+        (
+            "applier.host_change_window",
+            Some(applier.host_change_window),
+        ),
+        ("acme.lifetime", Some(acme.lifetime)),
+        ("notify.retry_delay", Some(raw.notify.retry_delay)),
+        (
+            "notify.email.timeout",
+            raw.notify.email.as_ref().map(|e| e.timeout),
+        ),
+        (
+            "notify.webhook.timeout",
+            raw.notify.webhook.as_ref().map(|w| w.timeout),
+        ),
+    ];
+    for (name, d) in durations {
+        if d.is_some_and(|d| d > MAX_DURATION) {
+            problems.push(ConfigProblem::DurationTooLong(name));
+        }
     }
 
     Config {

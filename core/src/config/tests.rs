@@ -321,6 +321,22 @@ fn invalid_configs_each_have_their_own_message() {
             "applier.interval must be longer than zero",
         ),
         (
+            base("[applier]\nretry_max = \"9000years\""),
+            "applier.retry_max must be at most 365 days",
+        ),
+        (
+            base("[handler]\nheartbeat_max_age = \"366days\""),
+            "handler.heartbeat_max_age must be at most 365 days",
+        ),
+        (
+            base("[notify]\nretry_delay = \"18446744073709551615s\""),
+            "notify.retry_delay must be at most 365 days",
+        ),
+        (
+            base("[acme]\nlifetime = \"400days\""),
+            "acme.lifetime must be at most 365 days",
+        ),
+        (
             base("[applier]\nretry_initial = \"5m\"\nretry_max = \"1m\""),
             "applier.retry_initial (300s) is longer than applier.retry_max (60s)",
         ),

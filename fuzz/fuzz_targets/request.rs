@@ -1,0 +1,5 @@
+//! Fuzz target: see [`dyndns_fuzz::request`] for what it feeds and checks.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| dyndns_fuzz::request::check(data));
