@@ -11,7 +11,7 @@
 # AddressSanitizer is off by default: the code under test is safe Rust, and
 # without it the targets run about twice as fast (see FUZZING.md).
 #
-# Installs what is missing: a nightly toolchain and cargo-fuzz. The growing
+# Installs cargo-fuzz when missing. The growing
 # corpus is kept in fuzz/corpus/<target>/ (seeded from fuzz/seeds/<target>/),
 # logs in fuzz/logs/, crashing inputs in fuzz/artifacts/<target>/. A summary
 # table (executions, coverage, corpus, time) is printed at the end and
@@ -24,16 +24,23 @@ FUZZ_RUNS=${FUZZ_RUNS:--1}
 FUZZ_SANITIZER=${FUZZ_SANITIZER:-none}
 flags="--debug-assertions --sanitizer $FUZZ_SANITIZER"
 
-if ! rustup toolchain list | grep -q '^nightly'; then
-    echo "installing the nightly toolchain (cargo-fuzz needs it)"
-    rustup toolchain install nightly --profile minimal
+# cargo-fuzz needs nightly compiler flags: nightly when the machine has it,
+# else the default (stable) toolchain with RUSTC_BOOTSTRAP=1 (machines that reach only
+# the package registries cannot fetch another toolchain).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    toolchain=+nightly
+else
+    toolchain=""
+    RUSTC_BOOTSTRAP=1
+    export RUSTC_BOOTSTRAP
+    echo "no nightly toolchain: building the fuzz targets with the default toolchain and RUSTC_BOOTSTRAP=1"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz (a few minutes, once)"
     cargo install cargo-fuzz --locked
 fi
 
-targets=${FUZZ_TARGETS:-$(cargo +nightly fuzz list)}
+targets=${FUZZ_TARGETS:-$(cargo $toolchain fuzz list)}
 
 # Longest input per target: a little above what the real reader accepts.
 max_len() {
@@ -48,9 +55,9 @@ max_len() {
 }
 
 mkdir -p fuzz/logs
-echo "building the fuzz targets (nightly, sanitizer: $FUZZ_SANITIZER)"
+echo "building the fuzz targets (${toolchain:-default toolchain}, sanitizer: $FUZZ_SANITIZER)"
 # shellcheck disable=SC2086 # $flags is several words
-nice -n 10 cargo +nightly fuzz build $flags
+nice -n 10 cargo $toolchain fuzz build $flags
 
 summary=${FUZZ_SUMMARY:-fuzz/logs/summary.md}
 {
@@ -67,7 +74,7 @@ for t in $targets; do
     start=$(date +%s)
     status=ok
     # shellcheck disable=SC2086 # $flags and $dict are words or nothing
-    nice -n 10 cargo +nightly fuzz run $flags "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    nice -n 10 cargo $toolchain fuzz run $flags "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
         -max_total_time="$FUZZ_SECONDS" -runs="$FUZZ_RUNS" \
         -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 $dict >"$log" 2>&1 || status=FAILED
@@ -86,7 +93,7 @@ for t in $targets; do
     fi
 done
 echo
-echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(rustc +nightly --version)"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(rustc $toolchain --version)"
 cat "$summary"
 if [ -n "$failed" ]; then
     echo "failed:$failed (inputs in fuzz/artifacts/, logs in fuzz/logs/)" >&2
