@@ -100,8 +100,12 @@ fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// First read size: every view and state file the request path reads is smaller.
-const INITIAL_READ: usize = 16 * 1024;
+/// First read size: one page, more than a user's view file with a few hosts
+/// needs (about 1 KiB). Every page an instance writes to is a fresh
+/// copy-on-write fault (each request gets a new instance), so a larger
+/// zeroed buffer showed up as three more faults per request; a user file
+/// with dozens of inline hosts takes a few more reads instead.
+const INITIAL_READ: usize = 4 * 1024;
 
 fn check_format(path: &Path, format: u32) -> Result<(), StorageError> {
     if format == view::VIEW_FORMAT {
