@@ -119,6 +119,9 @@ impl<B: DnsBackend> Batch<'_, B> {
     pub fn run(&mut self) -> Result<BatchReport> {
         let started = Instant::now();
         let mut report = BatchReport::default();
+        if !self.dry_run {
+            self.withhold_pending()?;
+        }
         let entries = self.claim(&mut report)?;
         if !self.dry_run {
             self.withhold_changing(&entries)?;
@@ -149,6 +152,22 @@ impl<B: DnsBackend> Batch<'_, B> {
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
+    }
+
+    /// Before the claim: the entries still in `new/` that change an address
+    /// are published "in flux" while the handler can still see them there.
+    /// Once claimed they leave `new/`, and a request for the old address
+    /// that read the view before the mark would find neither the entry nor
+    /// the mark and be answered `nochg` (lost). Costs a second read of each
+    /// pending entry; only changing ones cost a view write.
+    fn withhold_pending(&mut self) -> Result<()> {
+        let pending: Vec<ValidEntry> = QueueReader::new(self.layout, self.config)
+            .peek()
+            .entries
+            .into_iter()
+            .filter(|e| e.fresh)
+            .collect();
+        self.withhold_changing(&pending)
     }
 
     /// Right after the claim: every record type whose claimed entry asks

@@ -391,3 +391,60 @@ fn a_forged_heard_marker_for_someone_elses_host_is_rejected() {
         "not counted as heard"
     );
 }
+
+#[test]
+fn a_changing_entry_is_marked_in_flux_before_it_leaves_new() {
+    // The claim moves an entry out of new/, where the handler looks for
+    // pending entries. The host whose address is about to change must be
+    // published "in flux" before that: a request for the old address that
+    // read the view before the mark and looked in new/ after the claim
+    // would otherwise find neither, be answered nochg, and be lost.
+    let env = config("");
+    env.set_applied("home.dyn.example.com", "A", "192.0.2.1");
+    env.enqueue("home.dyn.example.com", "A", "198.51.100.7");
+    let trace = env.dir.path().join("applier.trace");
+    let applier = env.applier();
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=%file", "-o"])
+        .arg(&trace)
+        .arg(applier.get_program())
+        .args(applier.get_args())
+        .arg("--once");
+    for (k, v) in applier.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().expect("strace (test-deps installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.addresses("dyn.example.com", "home.dyn.example.com.", "A"),
+        vec!["198.51.100.7"]
+    );
+    let text = fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let entry = "new/home.dyn.example.com_A.json";
+    // the batch's first look at the entry (opened by name, relative to
+    // new/), and the claim that moves it
+    let seen = lines
+        .iter()
+        .position(|l| l.contains("home.dyn.example.com_A.json\""))
+        .unwrap_or_else(|| panic!("{entry} never touched:\n{text}"));
+    let claim = lines
+        .iter()
+        .position(|l| l.contains("rename") && l.contains(entry))
+        .unwrap_or_else(|| panic!("{entry} never claimed:\n{text}"));
+    let marked = lines[seen..claim]
+        .iter()
+        .any(|l| l.contains("rename") && l.contains("/view/"));
+    assert!(
+        marked,
+        "no view written between reading the entry and claiming it:\n{}",
+        lines[seen.saturating_sub(5)..(claim + 5).min(lines.len())].join("\n")
+    );
+}
