@@ -7,7 +7,6 @@
 //! The directory is root's: the web side cannot make the applier delete a
 //! record by forging a file here.
 
-use std::fs;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -18,9 +17,7 @@ use dyndns_core::queue::{EntryKind, EntryName};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::fsutil::{atomic_write, read_optional, sync_dir};
-use crate::journal::is_leftover_temporary;
-use crate::layout::is_not_found;
+use crate::fsutil::{atomic_write, read_json_files, remove_durably};
 
 /// One value the applier created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,37 +60,16 @@ impl ChallengeStore {
 
     /// Forgets a value (it is gone from the zone).
     pub fn forget(&self, name: &Hostname, value: &ChallengeValue) -> Result<()> {
-        match fs::remove_file(self.path(name, value)) {
-            Ok(()) => sync_dir(&self.dir).map_err(Into::into),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(remove_durably(&self.dir, &self.path(name, value))?)
     }
 
     /// Every value recorded. Unreadable files are logged and skipped.
     pub fn all(&self) -> Result<Vec<CreatedRecord>> {
         let mut out = Vec::new();
-        let dir = match fs::read_dir(&self.dir) {
-            Ok(d) => d,
-            Err(e) if is_not_found(&e) => return Ok(out),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_leftover_temporary(&name) {
-                let _ = fs::remove_file(entry.path());
-                continue;
-            }
-            if !name.ends_with(".json") {
-                continue;
-            }
-            let parsed = read_optional(&entry.path(), 4096)?
-                .map(|bytes| serde_json::from_slice::<CreatedRecord>(&bytes));
+        for (path, parsed) in read_json_files::<CreatedRecord>(&self.dir, 4096)? {
             match parsed {
-                Some(Ok(record)) => out.push(record),
-                Some(Err(e)) => warn!("ignoring {}: {e}", entry.path().display()),
-                None => {}
+                Ok(record) => out.push(record),
+                Err(e) => warn!("ignoring {}: {e}", path.display()),
             }
         }
         out.sort_by(|a, b| (&a.zone, &a.name, &a.value).cmp(&(&b.zone, &b.name, &b.value)));
@@ -119,7 +95,7 @@ mod tests {
         store.record(&record).unwrap();
         store.record(&record).unwrap();
         assert_eq!(store.all().unwrap(), vec![record.clone()]);
-        fs::write(dir.path().join("junk.json"), b"{").unwrap();
+        std::fs::write(dir.path().join("junk.json"), b"{").unwrap();
         assert_eq!(
             store.all().unwrap(),
             vec![record.clone()],

@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
@@ -265,6 +265,53 @@ pub fn read_optional(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Removes `path`, a file in `dir`, and syncs `dir`, so the removal
+/// survives a crash; a file that is already gone is fine.
+pub fn remove_durably(dir: &Path, path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The temporary file of an atomic write (`.<name>.<pid>-<n>.tmp`).
+pub fn is_leftover_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// The `*.json` files of one of our own folders (trusted state), parsed as
+/// `T`, each with its path; at most `limit` bytes are read of each. A
+/// missing folder has none. Temporary files left by an interrupted atomic
+/// write are removed (call only while holding the instance lock, so no
+/// writer is alive).
+pub fn read_json_files<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    limit: u64,
+) -> io::Result<Vec<(PathBuf, Result<T, serde_json::Error>)>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_leftover_temporary(&name) {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
+        if !name.ends_with(".json") {
+            continue;
+        }
+        if let Some(bytes) = read_optional(&entry.path(), limit)? {
+            out.push((entry.path(), serde_json::from_slice(&bytes)));
+        }
+    }
+    Ok(out)
 }
 
 /// Creates `dir` (and parents) with `mode` if missing; refuses a symlink or

@@ -19,7 +19,7 @@ use dyndns_core::queue::EntryName;
 use dyndns_core::{Hostname, RecordType};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{atomic_write, read_optional, sync_dir};
+use crate::fsutil::{atomic_write, read_json_files, read_optional, remove_durably};
 use crate::layout::is_not_found;
 
 /// One change in progress.
@@ -118,47 +118,19 @@ impl Journal {
         if let Some(present) = self.present.borrow_mut().as_mut() {
             present.remove(&path);
         }
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir).map_err(Into::into),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(remove_durably(&self.dir, &path)?)
     }
 
-    /// Every note present (interrupted changes).
+    /// Every note present (interrupted changes); unreadable notes are
+    /// skipped.
     pub fn all(&self) -> Result<Vec<JournalNote>> {
-        let mut out = Vec::new();
-        let dir = match fs::read_dir(&self.dir) {
-            Ok(d) => d,
-            Err(e) if is_not_found(&e) => return Ok(out),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if is_leftover_temporary(&name) {
-                // A note half-written by an applier killed mid-write (this
-                // one holds the instance lock, so no writer is alive).
-                let _ = fs::remove_file(entry.path());
-                continue;
-            }
-            if !name.ends_with(".json") {
-                continue;
-            }
-            if let Some(bytes) = read_optional(&entry.path(), 64 * 1024)?
-                && let Ok(note) = serde_json::from_slice::<JournalNote>(&bytes)
-            {
-                out.push(note);
-            }
-        }
+        let mut out: Vec<JournalNote> = read_json_files(&self.dir, 64 * 1024)?
+            .into_iter()
+            .filter_map(|(_, note)| note.ok())
+            .collect();
         out.sort_by(|a, b| (&a.host, a.record_type).cmp(&(&b.host, b.record_type)));
         Ok(out)
     }
-}
-
-/// The temporary file of an atomic write (`.<name>.<pid>-<n>.tmp`).
-pub fn is_leftover_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 #[cfg(test)]
