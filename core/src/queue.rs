@@ -278,9 +278,7 @@ impl QueueEntry {
     /// the file name they were found under.
     pub fn from_untrusted(bytes: &[u8], name: &EntryName) -> Result<QueueEntry, EntryError> {
         let entry: QueueEntry = parse_untrusted(bytes)?;
-        if entry.format != ENTRY_FORMAT {
-            return Err(EntryError::Format(entry.format));
-        }
+        check_format(entry.format)?;
         if entry.host != name.host || EntryKind::Address(entry.record_type) != name.kind {
             return Err(EntryError::NameMismatch {
                 content: record_key(&entry.host, entry.record_type),
@@ -294,13 +292,29 @@ impl QueueEntry {
             });
         }
         check_publishable(entry.address)?;
-        if let Some(reason) = user_name_problem(&entry.user) {
-            return Err(EntryError::BadUser {
-                user: escape(&entry.user).chars().take(140).collect(),
-                reason,
-            });
-        }
+        check_user(&entry.user)?;
         Ok(entry)
+    }
+}
+
+/// Every entry kind's format version must be [`ENTRY_FORMAT`].
+fn check_format(format: u32) -> Result<(), EntryError> {
+    if format == ENTRY_FORMAT {
+        Ok(())
+    } else {
+        Err(EntryError::Format(format))
+    }
+}
+
+/// Every entry kind names its user as the config would (the text is
+/// escaped and cut short in the error: it came from the web side).
+fn check_user(user: &str) -> Result<(), EntryError> {
+    match user_name_problem(user) {
+        None => Ok(()),
+        Some(reason) => Err(EntryError::BadUser {
+            user: escape(user).chars().take(140).collect(),
+            reason,
+        }),
     }
 }
 
@@ -391,9 +405,7 @@ impl TxtEntry {
     /// the file name they were found under.
     pub fn from_untrusted(bytes: &[u8], name: &EntryName) -> Result<TxtEntry, EntryError> {
         let entry: TxtEntry = parse_untrusted(bytes)?;
-        if entry.format != ENTRY_FORMAT {
-            return Err(EntryError::Format(entry.format));
-        }
+        check_format(entry.format)?;
         if !entry.host.is_acme_challenge() {
             return Err(EntryError::NotChallengeName(entry.host.to_string()));
         }
@@ -409,12 +421,7 @@ impl TxtEntry {
                 name: name.key(),
             });
         }
-        if let Some(reason) = user_name_problem(&entry.user) {
-            return Err(EntryError::BadUser {
-                user: escape(&entry.user).chars().take(140).collect(),
-                reason,
-            });
-        }
+        check_user(&entry.user)?;
         Ok(entry)
     }
 }
@@ -459,21 +466,14 @@ impl HeardEntry {
     /// Parses untrusted bytes and checks them against their file name.
     pub fn from_untrusted(bytes: &[u8], name: &EntryName) -> Result<HeardEntry, EntryError> {
         let entry: HeardEntry = parse_untrusted(bytes)?;
-        if entry.format != ENTRY_FORMAT {
-            return Err(EntryError::Format(entry.format));
-        }
+        check_format(entry.format)?;
         if entry.host != name.host || name.kind != EntryKind::Heard {
             return Err(EntryError::NameMismatch {
                 content: format!("{}/{HEARD_KIND}", entry.host),
                 name: name.key(),
             });
         }
-        if let Some(reason) = user_name_problem(&entry.user) {
-            return Err(EntryError::BadUser {
-                user: escape(&entry.user).chars().take(140).collect(),
-                reason,
-            });
-        }
+        check_user(&entry.user)?;
         Ok(entry)
     }
 }
