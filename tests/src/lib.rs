@@ -495,6 +495,44 @@ fn rand_suffix() -> String {
     format!("{n:x}")
 }
 
+/// The challenge name of `home.dyn.example.com` in [`challenge_config`].
+pub const CHALLENGE_HOME: &str = "_acme-challenge.home.dyn.example.com";
+/// The challenge name of `nas.dyn.example.com` in [`challenge_config`].
+pub const CHALLENGE_NAS: &str = "_acme-challenge.nas.dyn.example.com";
+
+/// The deployment the ACME challenge tests share: zone `dyn.example.com`
+/// with `home`, `nas` and `pc1.office`; `alice` may update `home` and
+/// `*.office`, `bob` `nas` (both with the secret `"secret"`); `acme` is the
+/// body of the `[acme]` table.
+pub fn challenge_config(acme: &str) -> String {
+    let cred = credential("secret");
+    format!(
+        r#"
+zones = ["dyn.example.com"]
+
+[[hosts]]
+name = "home.dyn.example.com"
+[[hosts]]
+name = "nas.dyn.example.com"
+[[hosts]]
+name = "pc1.office.dyn.example.com"
+
+[[users]]
+name = "alice"
+credential = "{cred}"
+hosts = ["home.dyn.example.com", "*.office.dyn.example.com"]
+
+[[users]]
+name = "bob"
+credential = "{cred}"
+hosts = ["nas.dyn.example.com"]
+
+[acme]
+{acme}
+"#
+    )
+}
+
 /// Writes a TXT entry into `queue` the way the handler does: `op` is
 /// `present`, `cleanup` (both with a `value`) or `clear` (without one).
 pub fn write_txt_entry(

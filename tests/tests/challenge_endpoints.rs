@@ -10,40 +10,11 @@ use std::time::{Duration, Instant};
 
 use dyndns_core::challenge::ChallengeValue;
 use dyndns_tests::http::{Response, request};
-use dyndns_tests::{Runtime, Server, TestEnv, challenge_value, credential};
+use dyndns_tests::{
+    CHALLENGE_HOME as HOME, CHALLENGE_NAS as NAS, Runtime, Server, TestEnv,
+    challenge_config as config, challenge_value,
+};
 use test_case::test_case;
-
-const HOME: &str = "_acme-challenge.home.dyn.example.com";
-const NAS: &str = "_acme-challenge.nas.dyn.example.com";
-
-fn config(acme: &str) -> String {
-    let cred = credential("secret");
-    format!(
-        r#"
-zones = ["dyn.example.com"]
-
-[[hosts]]
-name = "home.dyn.example.com"
-[[hosts]]
-name = "nas.dyn.example.com"
-[[hosts]]
-name = "pc1.office.dyn.example.com"
-
-[[users]]
-name = "alice"
-credential = "{cred}"
-hosts = ["home.dyn.example.com", "*.office.dyn.example.com"]
-
-[[users]]
-name = "bob"
-credential = "{cred}"
-hosts = ["nas.dyn.example.com"]
-
-[acme]
-{acme}
-"#
-    )
-}
 
 /// A deployment with a published view and the handler served; no applier
 /// runs unless a test runs one, so a present waits `present_wait` (1 s).

@@ -6,39 +6,10 @@
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use dyndns_tests::{TestEnv, challenge_value, credential};
-
-const HOME: &str = "_acme-challenge.home.dyn.example.com";
-const NAS: &str = "_acme-challenge.nas.dyn.example.com";
-
-fn config(acme: &str) -> String {
-    let cred = credential("secret");
-    format!(
-        r#"
-zones = ["dyn.example.com"]
-
-[[hosts]]
-name = "home.dyn.example.com"
-[[hosts]]
-name = "nas.dyn.example.com"
-[[hosts]]
-name = "pc1.office.dyn.example.com"
-
-[[users]]
-name = "alice"
-credential = "{cred}"
-hosts = ["home.dyn.example.com", "*.office.dyn.example.com"]
-
-[[users]]
-name = "bob"
-credential = "{cred}"
-hosts = ["nas.dyn.example.com"]
-
-[acme]
-{acme}
-"#
-    )
-}
+use dyndns_tests::{
+    CHALLENGE_HOME as HOME, CHALLENGE_NAS as NAS, TestEnv, challenge_config as config,
+    challenge_value,
+};
 
 fn env_with(acme: &str) -> TestEnv {
     let env = TestEnv::new(
