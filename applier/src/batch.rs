@@ -192,13 +192,13 @@ impl<B: DnsBackend> Batch<'_, B> {
             }
         }
         let changed: Vec<Hostname> = changed.into_iter().collect();
-        self.publisher.publish_hosts(
-            self.config,
-            self.layout,
-            self.states,
-            self.in_flux,
-            &changed,
-        )
+        self.publish_hosts(&changed)
+    }
+
+    /// Writes the view files of `hosts` (their live state, in flux or not).
+    fn publish_hosts(&self, hosts: &[Hostname]) -> Result<()> {
+        self.publisher
+            .publish_hosts(self.config, self.layout, self.states, self.in_flux, hosts)
     }
 
     /// Writes changed host records and the view files that show them.
@@ -216,13 +216,7 @@ impl<B: DnsBackend> Batch<'_, B> {
         changed.extend(released);
         changed.sort();
         changed.dedup();
-        self.publisher.publish_hosts(
-            self.config,
-            self.layout,
-            self.states,
-            self.in_flux,
-            &changed,
-        )
+        self.publish_hosts(&changed)
     }
 
     /// Claims pending entries (or, in dry-run, reads them) and counts the
@@ -758,13 +752,7 @@ impl<B: DnsBackend> Batch<'_, B> {
             self.in_flux.remove(&key);
         }
         let changed = self.states.save(self.layout)?;
-        self.publisher.publish_hosts(
-            self.config,
-            self.layout,
-            self.states,
-            self.in_flux,
-            &changed,
-        )
+        self.publish_hosts(&changed)
     }
 
     /// Moves an entry to `failed/` (nothing to move for a journal repair).

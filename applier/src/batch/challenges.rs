@@ -214,15 +214,10 @@ impl<B: DnsBackend> Batch<'_, B> {
             return;
         }
         self.states.record_mut(&host).challenges = values;
-        let published = self.states.save(self.layout).and_then(|changed| {
-            self.publisher.publish_hosts(
-                self.config,
-                self.layout,
-                self.states,
-                self.in_flux,
-                &changed,
-            )
-        });
+        let published = self
+            .states
+            .save(self.layout)
+            .and_then(|changed| self.publish_hosts(&changed));
         if let Err(e) = published {
             error!(name = %plan.name, "cannot publish the challenge values: {e:#}");
         }
