@@ -39,7 +39,7 @@ pub fn raw(port: u16, request: &[u8]) -> Response {
 /// `None`; another address needs it on a local interface) and reads the
 /// whole answer.
 pub fn raw_at(server: SocketAddr, source: Option<IpAddr>, request: &[u8]) -> Response {
-    let mut stream = match source {
+    let stream = match source {
         None => TcpStream::connect(server).expect("connect"),
         Some(ip) => {
             let socket =
@@ -53,6 +53,13 @@ pub fn raw_at(server: SocketAddr, source: Option<IpAddr>, request: &[u8]) -> Res
             socket.into()
         }
     };
+    exchange(stream, request)
+}
+
+/// Sends `request` on an already connected `stream` and reads the whole
+/// answer. A connection the server drops mid-way yields what arrived (an
+/// empty answer has status 0), never a panic.
+pub fn exchange(mut stream: TcpStream, request: &[u8]) -> Response {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");

@@ -4,6 +4,8 @@
 //! requested addresses: no duplicates, nothing missing. And kill the
 //! handler's runtime while requests are in flight: no half-written entry.
 
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -307,29 +309,41 @@ fn killing_the_handler_mid_request_leaves_no_partial_entry() {
         "{CONFIG}\n[[users]]\nname = \"u\"\ncredential = \"{}\"\nhosts = [\"h1.dyn.example.com\", \"h2.dyn.example.com\", \"h3.dyn.example.com\"]\n",
         credential("u-secret-0123456789")
     );
-    for round in 0..5u64 {
+    const CLIENTS: u64 = 30;
+    let mut acknowledged_in_all_rounds = 0;
+    // How long after the clients are connected the server is killed: from
+    // before the first request is read to after most are answered.
+    for (round, kill_after_ms) in [0u64, 5, 10, 20, 150].into_iter().enumerate() {
         let env = TestEnv::new(&body, "");
         env.publish();
         let server = env.serve();
         let port = server.port;
-        let clients: Vec<_> = (0..30u64)
+        // Every client is connected (the kernel has accepted it) before the
+        // kill, so each one is a request in flight, never a refused connect.
+        let connected = Arc::new(Barrier::new(CLIENTS as usize + 1));
+        let clients: Vec<_> = (0..CLIENTS)
             .map(|i| {
+                let connected = Arc::clone(&connected);
                 thread::spawn(move || {
                     let host = format!("h{}.dyn.example.com", i % 3 + 1);
-                    let r = http::request(
-                        port,
+                    let stream = TcpStream::connect(("127.0.0.1", port));
+                    connected.wait();
+                    let request = http::build(
+                        &format!("127.0.0.1:{port}"),
                         "GET",
                         &format!("/nic/update?hostname={host}&myip=198.51.100.{i}"),
                         Some(("u", "u-secret-0123456789")),
                         &[],
                         None,
                     );
-                    (host, r)
+                    let stream = stream.unwrap_or_else(|e| panic!("connect to {port}: {e}"));
+                    (host, http::exchange(stream, &request))
                 })
             })
             .collect();
-        thread::sleep(Duration::from_millis(round * 7));
-        drop(server); // SIGKILL to wasmtime serve
+        connected.wait();
+        thread::sleep(Duration::from_millis(kill_after_ms));
+        drop(server); // SIGKILL to the runtime
         let mut acknowledged = Vec::new();
         for c in clients {
             let (host, r) = c.join().unwrap();
@@ -337,6 +351,7 @@ fn killing_the_handler_mid_request_leaves_no_partial_entry() {
                 acknowledged.push(host);
             }
         }
+        acknowledged_in_all_rounds += acknowledged.len();
         // every entry in new/ is complete and valid
         for f in env.queue_files("new") {
             let bytes = std::fs::read(env.queue.join("new").join(&f)).unwrap();
@@ -352,4 +367,9 @@ fn killing_the_handler_mid_request_leaves_no_partial_entry() {
             );
         }
     }
+    // Otherwise the durability check above never ran.
+    assert!(
+        acknowledged_in_all_rounds > 0,
+        "no request was answered before the kill in any round"
+    );
 }
