@@ -4,7 +4,8 @@
 //! owners and modes, the nginx directives in Plesk's per-domain config, the
 //! published view, the applier's heartbeat, and real requests to the
 //! handler. What each check expects is written down once, here: the folder
-//! rules in [`folder_rules`], the nginx directives in
+//! rules in [`folder_rules`], the paths nginx must pass in
+//! [`passed_paths`] and the directives their locations need in
 //! [`nginx_expectations`].
 
 use std::fmt;
@@ -229,6 +230,7 @@ pub fn run(opts: &DoctorOptions, out: &mut dyn Write) -> Result<i32> {
         }
         report.add_all(check_nginx(
             &opts.vhosts,
+            config,
             &nginx_expectations(config, listen),
         ))?;
         let layout = Layout::new(&config.paths);
@@ -674,8 +676,8 @@ fn check_folder(rule: &FolderRule, who: &HandlerIdentity) -> Finding {
 /// The proxy secret header as the shipped directives write it.
 const PROXY_SECRET_HEADER: &str = "X-Dyndns-Proxy-Secret";
 
-/// What the `location` serving `/nic/update` in Plesk's "Additional nginx
-/// directives" must contain, for the handler at `listen`: the pass to the
+/// What each `location` serving a [`passed_paths`] path in Plesk's
+/// "Additional nginx directives" must contain, for the handler at `listen`: the pass to the
 /// handler, the client address set (not appended), and, when the config
 /// has a `handler.proxy_secret`, that secret in its header (without it the
 /// handler believes no forwarded address).
@@ -718,7 +720,126 @@ fn proxy_secret_note(config: &Config) -> Option<Finding> {
     })
 }
 
-fn check_nginx(vhosts: &Path, expected: &[ExpectedDirective]) -> Vec<Finding> {
+/// nginx's `proxy_read_timeout` when no directive sets it.
+const NGINX_DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The request paths nginx must pass to the handler for what `config`
+/// enables: updates and the status page always, the ACME challenge
+/// endpoints when `[acme]` is on.
+pub fn passed_paths(config: &Config) -> Vec<String> {
+    let mut paths = vec!["/nic/update".to_string(), "/status".to_string()];
+    if config.acme.enabled {
+        let base = config.acme.httpreq_path.trim_end_matches('/');
+        for endpoint in ["present", "cleanup", "update"] {
+            paths.push(format!("{base}/{endpoint}"));
+        }
+    }
+    paths
+}
+
+/// Whether `path` is one of the ACME challenge endpoints.
+fn is_challenge_path(config: &Config, path: &str) -> bool {
+    config.acme.enabled && path != "/nic/update" && path != "/status"
+}
+
+/// Checks one domain's "Additional nginx directives": every path in
+/// `paths` reaches a location that passes it to the handler with the
+/// `expected` directives, and a location serving the ACME endpoints lets a
+/// `present` wait `acme.present_wait` before nginx gives up on it.
+fn check_nginx_file(
+    subject: &str,
+    file: &Path,
+    directives: &[nginx_conf::Directive],
+    config: &Config,
+    paths: &[String],
+    expected: &[ExpectedDirective],
+    paste: &str,
+) -> Vec<Finding> {
+    // The paths each location serves, in the order of `paths`.
+    let mut served: Vec<(&nginx_conf::Directive, Vec<&str>)> = Vec::new();
+    let mut unserved: Vec<&str> = Vec::new();
+    for path in paths {
+        match nginx_conf::location_serving(directives, path) {
+            Some(location) => match served.iter_mut().find(|(l, _)| std::ptr::eq(*l, location)) {
+                Some((_, list)) => list.push(path),
+                None => served.push((location, vec![path])),
+            },
+            None => unserved.push(path),
+        }
+    }
+    let read_timeout = |block: &[nginx_conf::Directive]| {
+        block
+            .iter()
+            .chain(directives)
+            .find(|d| d.name == "proxy_read_timeout")
+            .map(|d| {
+                let text = d.args.first().cloned().unwrap_or_default();
+                (nginx_conf::parse_time(&text), text)
+            })
+    };
+    let mut findings = Vec::new();
+    for (location, list) in served {
+        let block = location.block.as_deref().unwrap_or_default();
+        let mut lacks: Vec<String> = nginx_conf::missing(block, expected)
+            .iter()
+            .map(|m| format!("`{}` ({})", m.display(), m.why))
+            .collect();
+        let wait = config.acme.present_wait;
+        if list.iter().any(|p| is_challenge_path(config, p)) {
+            let (timeout, shown) = match read_timeout(block) {
+                Some((Some(t), text)) => (t, text),
+                Some((None, text)) => (Duration::ZERO, text),
+                None => (
+                    NGINX_DEFAULT_READ_TIMEOUT,
+                    "60s (nginx's default)".to_string(),
+                ),
+            };
+            if timeout <= wait {
+                lacks.push(format!(
+                    "`proxy_read_timeout` above acme.present_wait ({}; found {shown}, so nginx answers 504 to a present still waiting for the zone)",
+                    humantime::format_duration(wait)
+                ));
+            }
+        }
+        let loc = format!("location {}", location.args.join(" "));
+        if lacks.is_empty() {
+            findings.push(Finding::ok(
+                subject,
+                format!(
+                    "{loc} passes {} to the handler ({})",
+                    list.join(", "),
+                    file.display()
+                ),
+            ));
+        } else {
+            findings.push(Finding::fail(
+                subject,
+                format!("{loc} lacks {}: {paste}", lacks.join(", ")),
+            ));
+        }
+    }
+    if !unserved.is_empty() {
+        // Without the challenge paths certificates fail; without /status
+        // only the status page is missing (directives from before 0.2.0).
+        let (finding, why): (fn(&str, String) -> Finding, &str) =
+            if unserved.iter().any(|p| is_challenge_path(config, p)) {
+                (|s, t| Finding::fail(s, t), " ([acme] is enabled)")
+            } else {
+                (|s, t| Finding::warn(s, t), " (the status page)")
+            };
+        findings.push(finding(
+            subject,
+            format!(
+                "no location passes {} to the handler{why} ({}): {paste}",
+                unserved.join(", "),
+                file.display()
+            ),
+        ));
+    }
+    findings
+}
+
+fn check_nginx(vhosts: &Path, config: &Config, expected: &[ExpectedDirective]) -> Vec<Finding> {
     let paste = format!(
         "paste {SHIPPED_DIRECTIVES} into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)"
     );
@@ -740,6 +861,7 @@ fn check_nginx(vhosts: &Path, expected: &[ExpectedDirective]) -> Vec<Finding> {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
+    let paths = passed_paths(config);
     let mut findings = Vec::new();
     for file in files {
         let domain = file
@@ -760,6 +882,8 @@ fn check_nginx(vhosts: &Path, expected: &[ExpectedDirective]) -> Vec<Finding> {
                 continue;
             }
         };
+        // Another domain's directives (a shop's `location /`) are none of
+        // our business: only a file that names the update path is ours.
         if !text.contains("nic/update") {
             continue;
         }
@@ -773,29 +897,18 @@ fn check_nginx(vhosts: &Path, expected: &[ExpectedDirective]) -> Vec<Finding> {
                 continue;
             }
         };
-        for location in nginx_conf::locations_for(&directives, "nic/update") {
-            let block = location.block.as_deref().unwrap_or_default();
-            let missing = nginx_conf::missing(block, expected);
-            let loc = format!("location {}", location.args.join(" "));
-            if missing.is_empty() {
-                findings.push(Finding::ok(
-                    subject.clone(),
-                    format!(
-                        "{loc} passes the updates to the handler ({})",
-                        file.display()
-                    ),
-                ));
-            } else {
-                let lacks: Vec<String> = missing
-                    .iter()
-                    .map(|m| format!("`{}` ({})", m.display(), m.why))
-                    .collect();
-                findings.push(Finding::fail(
-                    subject.clone(),
-                    format!("{loc} lacks {}: {paste}", lacks.join(", ")),
-                ));
-            }
+        if nginx_conf::location_serving(&directives, "/nic/update").is_none() {
+            continue;
         }
+        findings.extend(check_nginx_file(
+            &subject,
+            &file,
+            &directives,
+            config,
+            &paths,
+            expected,
+            &paste,
+        ));
     }
     if findings.is_empty() {
         findings.push(Finding::fail(
@@ -1049,9 +1162,8 @@ mod tests {
         assert!(PROXY_SECRET_HEADER.eq_ignore_ascii_case(dyndns_core::config::PROXY_SECRET_HEADER));
         let missing = |text: &str, config: &Config, listen: SocketAddr| {
             let directives = nginx_conf::parse(text).unwrap();
-            let locations = nginx_conf::locations_for(&directives, "nic/update");
-            assert_eq!(locations.len(), 1);
-            let block = locations[0].block.as_deref().unwrap();
+            let location = nginx_conf::location_serving(&directives, "/nic/update").unwrap();
+            let block = location.block.as_deref().unwrap();
             nginx_conf::missing(block, &nginx_expectations(config, listen))
                 .iter()
                 .map(|e| e.display())
@@ -1078,6 +1190,111 @@ mod tests {
         );
         assert!(proxy_secret_note(&without).is_some());
         assert!(proxy_secret_note(&config).is_none());
+    }
+
+    /// `check_nginx` on one domain whose directives are `text`, as lines.
+    fn nginx_lines(config_text: &str, text: &str) -> Vec<String> {
+        let vhosts = tempfile::tempdir().unwrap();
+        let conf = vhosts.path().join("dyn.example.com/conf");
+        fs::create_dir_all(&conf).unwrap();
+        fs::write(conf.join("vhost_nginx.conf"), text).unwrap();
+        let config = Config::parse(config_text, None).unwrap();
+        check_nginx(
+            vhosts.path(),
+            &config,
+            &nginx_expectations(&config, DEFAULT_LISTEN),
+        )
+        .iter()
+        .map(|f| {
+            f.to_string()
+                .replace(&vhosts.path().display().to_string(), "VHOSTS")
+        })
+        .collect()
+    }
+
+    #[test]
+    fn nginx_passes_what_the_config_enables() {
+        const SHIPPED: &str = include_str!("../../deploy/nginx/plesk-additional-directives.conf");
+        const ZONES: &str = "zones = [\"dyn.example.com\"]\n";
+        let acme = format!("{ZONES}[acme]\nenabled = true\n");
+        let file = "(VHOSTS/dyn.example.com/conf/vhost_nginx.conf)";
+        let paste = format!(
+            "paste {SHIPPED_DIRECTIVES} into Plesk (the domain's Apache & nginx Settings, Additional nginx directives)"
+        );
+        let updates = format!(
+            "ok   nginx dyn.example.com: location ~ ^/(nic/update|update|status|status\\.json)$ passes /nic/update, /status to the handler {file}"
+        );
+        // without [acme], its location is not looked at
+        assert_eq!(nginx_lines(ZONES, SHIPPED), vec![updates.clone()]);
+        // with it, the shipped directives serve every endpoint
+        assert_eq!(
+            nginx_lines(&acme, SHIPPED),
+            vec![
+                updates.clone(),
+                format!(
+                    "ok   nginx dyn.example.com: location ~ ^/acme/(present|cleanup|update)$ passes /acme/present, /acme/cleanup, /acme/update to the handler {file}"
+                )
+            ]
+        );
+        // directives pasted before [acme] was enabled
+        let acme_block = SHIPPED.find("location ~ ^/acme/").unwrap();
+        let acme_end = acme_block + SHIPPED[acme_block..].find("}\n").unwrap() + 2;
+        let without_acme = format!("{}{}", &SHIPPED[..acme_block], &SHIPPED[acme_end..]);
+        assert_eq!(
+            nginx_lines(&acme, &without_acme),
+            vec![
+                updates.clone(),
+                format!(
+                    "FAIL nginx dyn.example.com: no location passes /acme/present, /acme/cleanup, /acme/update to the handler ([acme] is enabled) {file}: {paste}"
+                )
+            ]
+        );
+        // a base path changed in the config but not in nginx
+        let moved = format!("{acme}httpreq_path = \"/le/httpreq\"\n");
+        assert_eq!(
+            nginx_lines(&moved, SHIPPED)[1],
+            format!(
+                "FAIL nginx dyn.example.com: no location passes /le/httpreq/present, /le/httpreq/cleanup, /le/httpreq/update to the handler ([acme] is enabled) {file}: {paste}"
+            )
+        );
+        // a read timeout a waiting present outlives, in the block or the
+        // file; without one, nginx's 60 s default
+        let short = SHIPPED.replace(
+            "    proxy_read_timeout 30s;\n    client_max_body_size 8k;\n}\n\n# Health",
+            "    proxy_read_timeout 20s;\n    client_max_body_size 8k;\n}\n\n# Health",
+        );
+        assert_ne!(short, SHIPPED);
+        let timeout_fail = |found: &str| {
+            format!(
+                "FAIL nginx dyn.example.com: location ~ ^/acme/(present|cleanup|update)$ lacks `proxy_read_timeout` above acme.present_wait (25s; found {found}, so nginx answers 504 to a present still waiting for the zone): {paste}"
+            )
+        };
+        assert_eq!(nginx_lines(&acme, &short)[1], timeout_fail("20s"));
+        let unset = SHIPPED.replace("    proxy_read_timeout 30s;\n", "");
+        assert!(nginx_lines(&acme, &unset)[1].starts_with("ok   "));
+        let file_wide = format!("proxy_read_timeout 10;\n{unset}");
+        assert_eq!(nginx_lines(&acme, &file_wide)[1], timeout_fail("10"));
+        let waits_long = format!("{acme}present_wait = \"90s\"\n");
+        assert_eq!(
+            nginx_lines(&waits_long, &unset)[1],
+            "FAIL nginx dyn.example.com: location ~ ^/acme/(present|cleanup|update)$ lacks `proxy_read_timeout` above acme.present_wait (1m 30s; found 60s (nginx's default), so nginx answers 504 to a present still waiting for the zone): ".to_string() + &paste
+        );
+        // directives from before the status page: updates work, a warning
+        let old = SHIPPED.replace(
+            "^/(nic/update|update|status|status\\.json)$",
+            "^/(nic/update|update)$",
+        );
+        assert_eq!(
+            nginx_lines(ZONES, &old),
+            vec![
+                format!(
+                    "ok   nginx dyn.example.com: location ~ ^/(nic/update|update)$ passes /nic/update to the handler {file}"
+                ),
+                format!(
+                    "warn nginx dyn.example.com: no location passes /status to the handler (the status page) {file}: {paste}"
+                ),
+            ]
+        );
     }
 
     #[test]

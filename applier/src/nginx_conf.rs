@@ -161,20 +161,154 @@ pub fn parse(text: &str) -> Result<Vec<Directive>, NginxSyntaxError> {
     Ok(top)
 }
 
-/// Every `location` block, at any depth, whose path or pattern mentions
-/// `path` (e.g. `nic/update` matches `location ~ ^/(nic/update|update)$`
-/// and `location = /nic/update`).
-pub fn locations_for<'a>(directives: &'a [Directive], path: &str) -> Vec<&'a Directive> {
-    let mut out = Vec::new();
-    for d in directives {
-        if d.name == "location" && d.args.last().is_some_and(|a| a.contains(path)) {
-            out.push(d);
-        }
-        if let Some(block) = &d.block {
-            out.extend(locations_for(block, path));
+/// How a `location` matches a request path, read from its arguments as
+/// nginx reads them (`location = /x`, `location =/x`, `^~`, `~`, `~*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LocationMatch {
+    /// `=`: this path only.
+    Exact(String),
+    /// A prefix; with `^~` a match stops the search for regexes.
+    Prefix { path: String, final_match: bool },
+    /// `~` (case-sensitive) or `~*` (case-insensitive).
+    Regex { pattern: String, caseless: bool },
+    /// `@name`: reached only by internal redirects.
+    Named,
+}
+
+impl LocationMatch {
+    fn read(args: &[String]) -> Option<LocationMatch> {
+        match args {
+            [modifier, path] => Some(match modifier.as_str() {
+                "=" => LocationMatch::Exact(path.clone()),
+                "^~" => LocationMatch::Prefix {
+                    path: path.clone(),
+                    final_match: true,
+                },
+                "~" => LocationMatch::Regex {
+                    pattern: path.clone(),
+                    caseless: false,
+                },
+                "~*" => LocationMatch::Regex {
+                    pattern: path.clone(),
+                    caseless: true,
+                },
+                _ => return None,
+            }),
+            [name] => Some(if let Some(p) = name.strip_prefix('=') {
+                LocationMatch::Exact(p.to_string())
+            } else if let Some(p) = name.strip_prefix("^~") {
+                LocationMatch::Prefix {
+                    path: p.to_string(),
+                    final_match: true,
+                }
+            } else if let Some(p) = name.strip_prefix("~*") {
+                LocationMatch::Regex {
+                    pattern: p.to_string(),
+                    caseless: true,
+                }
+            } else if let Some(p) = name.strip_prefix('~') {
+                LocationMatch::Regex {
+                    pattern: p.to_string(),
+                    caseless: false,
+                }
+            } else if name.starts_with('@') {
+                LocationMatch::Named
+            } else {
+                LocationMatch::Prefix {
+                    path: name.clone(),
+                    final_match: false,
+                }
+            }),
+            _ => None,
         }
     }
-    out
+
+    /// Whether a regex location matches `uri`. A pattern the `regex` crate
+    /// cannot compile (a PCRE-only construct such as a lookahead) counts as
+    /// no match.
+    fn regex_matches(pattern: &str, caseless: bool, uri: &str) -> bool {
+        regex::RegexBuilder::new(pattern)
+            .case_insensitive(caseless)
+            .build()
+            .is_ok_and(|re| re.is_match(uri))
+    }
+}
+
+/// The `location` among `directives` (one server's, not nested ones) that
+/// nginx picks for a request to `uri`: an exact match; else the longest
+/// matching prefix if it is `^~`; else the first matching regex in the
+/// order written; else the longest matching prefix.
+pub fn location_serving<'a>(directives: &'a [Directive], uri: &str) -> Option<&'a Directive> {
+    let locations: Vec<(&Directive, LocationMatch)> = directives
+        .iter()
+        .filter(|d| d.name == "location")
+        .filter_map(|d| LocationMatch::read(&d.args).map(|m| (d, m)))
+        .collect();
+    if let Some((d, _)) = locations
+        .iter()
+        .find(|(_, m)| matches!(m, LocationMatch::Exact(p) if p == uri))
+    {
+        return Some(d);
+    }
+    let longest_prefix = locations
+        .iter()
+        .filter_map(|(d, m)| match m {
+            LocationMatch::Prefix { path, final_match } if uri.starts_with(path.as_str()) => {
+                Some((*d, path.len(), *final_match))
+            }
+            _ => None,
+        })
+        .max_by_key(|(_, len, _)| *len);
+    if let Some((d, _, true)) = longest_prefix {
+        return Some(d);
+    }
+    let regex = locations.iter().find(|(_, m)| match m {
+        LocationMatch::Regex { pattern, caseless } => {
+            LocationMatch::regex_matches(pattern, *caseless, uri)
+        }
+        _ => false,
+    });
+    regex.map(|(d, _)| *d).or(longest_prefix.map(|(d, _, _)| d))
+}
+
+/// An nginx time value (`30s`, `1m30s`, `500ms`, a bare number is seconds).
+pub fn parse_time(text: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if text.is_empty() {
+        return None;
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok().map(Duration::from_secs);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+        let seconds = match &rest[..unit_len] {
+            "ms" => {
+                total += Duration::from_millis(value);
+                rest = &rest[unit_len..];
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "M" => 30 * 86_400,
+            "y" => 365 * 86_400,
+            _ => return None,
+        };
+        total += Duration::from_secs(value.checked_mul(seconds)?);
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 /// How an expected directive's arguments are compared.
@@ -276,9 +410,12 @@ mod tests {
     #[test]
     fn parses_the_shipped_directives() {
         let dirs = parse(SHIPPED).unwrap();
-        let found = locations_for(&dirs, "nic/update");
-        assert_eq!(found.len(), 1);
-        let block = found[0].block.as_ref().unwrap();
+        let found = location_serving(&dirs, "/nic/update").unwrap();
+        for uri in ["/update", "/status", "/status.json"] {
+            assert_eq!(location_serving(&dirs, uri), Some(found), "{uri}");
+        }
+        assert_eq!(location_serving(&dirs, "/nic/update2"), None);
+        let block = found.block.as_ref().unwrap();
         let pass = block.iter().find(|d| d.name == "proxy_pass").unwrap();
         assert_eq!(pass.args, vec!["http://127.0.0.1:3000"]);
         let empty = block
@@ -287,9 +424,12 @@ mod tests {
             .unwrap();
         assert_eq!(empty.args, vec!["Spin-Client-Addr", ""]);
         // the ACME challenge endpoints are passed the same way
-        let acme = locations_for(&dirs, "acme/");
-        assert_eq!(acme.len(), 1);
-        let acme_block = acme[0].block.as_ref().unwrap();
+        let acme = location_serving(&dirs, "/acme/present").unwrap();
+        for uri in ["/acme/cleanup", "/acme/update"] {
+            assert_eq!(location_serving(&dirs, uri), Some(acme), "{uri}");
+        }
+        assert_ne!(acme, found);
+        let acme_block = acme.block.as_ref().unwrap();
         for d in block {
             assert!(
                 acme_block.contains(d),
@@ -302,13 +442,77 @@ mod tests {
 
     #[test]
     fn comments_quotes_and_nesting() {
-        let text = "server {\n  # location /nic/update { proxy_pass http://x; }\n  location = '/nic/update' {\n    proxy_set_header \"X-A\" 'a b;{}';\n  }\n}\n";
+        let text = "# location /nic/update { proxy_pass http://x; }\nlocation = '/nic/update' {\n  proxy_set_header \"X-A\" 'a b;{}';\n  if ($x) { return 403; }\n}\n";
         let dirs = parse(text).unwrap();
-        let found = locations_for(&dirs, "nic/update");
-        assert_eq!(found.len(), 1, "the commented one does not count");
-        assert_eq!(found[0].args, vec!["=", "/nic/update"]);
-        let block = found[0].block.as_ref().unwrap();
+        assert_eq!(dirs.len(), 1, "the commented one does not count");
+        let found = location_serving(&dirs, "/nic/update").unwrap();
+        assert_eq!(found.args, vec!["=", "/nic/update"]);
+        let block = found.block.as_ref().unwrap();
         assert_eq!(block[0].args, vec!["X-A", "a b;{}"]);
+        assert_eq!(block[1].block.as_ref().unwrap()[0].args, vec!["403"]);
+    }
+
+    /// The location nginx picks, by its arguments joined.
+    fn picked(text: &str, uri: &str) -> Option<String> {
+        let dirs = parse(text).unwrap();
+        location_serving(&dirs, uri).map(|d| d.args.join(" "))
+    }
+
+    #[test]
+    fn locations_are_picked_in_nginx_order() {
+        let text = "location / { }\nlocation /acme/ { }\nlocation ~ ^/acme/(present|cleanup)$ { }\nlocation ~* /PRESENT$ { }\nlocation ^~ /static/ { }\nlocation ~ \\.json$ { }\nlocation =/status { }\nlocation @fallback { }\n";
+        let cases = [
+            // exact wins over everything
+            ("/status", "=/status"),
+            // a regex wins over a plain prefix, the first one written
+            ("/acme/present", "~ ^/acme/(present|cleanup)$"),
+            ("/acme/cleanup", "~ ^/acme/(present|cleanup)$"),
+            // ~* ignores case
+            ("/x/present", "~* /PRESENT$"),
+            // no regex matches: the longest prefix
+            ("/acme/update", "/acme/"),
+            ("/nic/update", "/"),
+            // ^~ stops the regex search
+            ("/static/a.json", "^~ /static/"),
+            ("/other/a.json", "~ \\.json$"),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(picked(text, uri).as_deref(), Some(want), "{uri}");
+        }
+        // no location, and a pattern the regex crate cannot compile
+        assert_eq!(picked("location /acme/ { }", "/nic/update"), None);
+        assert_eq!(
+            picked("location ~ ^/(?!x)nic/update$ { }", "/nic/update"),
+            None
+        );
+        // nested locations are not the server's
+        assert_eq!(
+            picked(
+                "location /a/ { location /a/nic/update { } }",
+                "/a/nic/update"
+            )
+            .as_deref(),
+            Some("/a/")
+        );
+    }
+
+    #[test]
+    fn nginx_times() {
+        use std::time::Duration;
+        for (text, want) in [
+            ("30", Some(Duration::from_secs(30))),
+            ("30s", Some(Duration::from_secs(30))),
+            ("1m30s", Some(Duration::from_secs(90))),
+            ("2h", Some(Duration::from_secs(7200))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("1s500ms", Some(Duration::from_millis(1500))),
+            ("", None),
+            ("s", None),
+            ("30x", None),
+            ("-5s", None),
+        ] {
+            assert_eq!(parse_time(text), want, "{text:?}");
+        }
     }
 
     #[test]
