@@ -177,50 +177,39 @@ enum LocationMatch {
 
 impl LocationMatch {
     fn read(args: &[String]) -> Option<LocationMatch> {
-        match args {
-            [modifier, path] => Some(match modifier.as_str() {
-                "=" => LocationMatch::Exact(path.clone()),
-                "^~" => LocationMatch::Prefix {
-                    path: path.clone(),
-                    final_match: true,
-                },
-                "~" => LocationMatch::Regex {
-                    pattern: path.clone(),
-                    caseless: false,
-                },
-                "~*" => LocationMatch::Regex {
-                    pattern: path.clone(),
-                    caseless: true,
-                },
-                _ => return None,
-            }),
-            [name] => Some(if let Some(p) = name.strip_prefix('=') {
-                LocationMatch::Exact(p.to_string())
-            } else if let Some(p) = name.strip_prefix("^~") {
-                LocationMatch::Prefix {
-                    path: p.to_string(),
-                    final_match: true,
-                }
-            } else if let Some(p) = name.strip_prefix("~*") {
-                LocationMatch::Regex {
-                    pattern: p.to_string(),
-                    caseless: true,
-                }
-            } else if let Some(p) = name.strip_prefix('~') {
-                LocationMatch::Regex {
-                    pattern: p.to_string(),
-                    caseless: false,
-                }
-            } else if name.starts_with('@') {
-                LocationMatch::Named
-            } else {
-                LocationMatch::Prefix {
-                    path: name.clone(),
-                    final_match: false,
-                }
-            }),
-            _ => None,
-        }
+        const MODIFIERS: [&str; 4] = ["=", "^~", "~*", "~"];
+        let (modifier, path) = match args {
+            [modifier, path] if MODIFIERS.contains(&modifier.as_str()) => {
+                (modifier.as_str(), path.as_str())
+            }
+            // nginx also takes the modifier joined to the path: `=/x`, `~*\.js$`
+            [name] => MODIFIERS
+                .iter()
+                .find_map(|m| name.strip_prefix(m).map(|p| (*m, p)))
+                .unwrap_or(("", name.as_str())),
+            _ => return None,
+        };
+        let path = path.to_string();
+        Some(match modifier {
+            "=" => LocationMatch::Exact(path),
+            "^~" => LocationMatch::Prefix {
+                path,
+                final_match: true,
+            },
+            "~*" => LocationMatch::Regex {
+                pattern: path,
+                caseless: true,
+            },
+            "~" => LocationMatch::Regex {
+                pattern: path,
+                caseless: false,
+            },
+            _ if path.starts_with('@') => LocationMatch::Named,
+            _ => LocationMatch::Prefix {
+                path,
+                final_match: false,
+            },
+        })
     }
 
     /// Whether a regex location matches `uri`. A pattern the `regex` crate
