@@ -723,23 +723,59 @@ fn proxy_secret_note(config: &Config) -> Option<Finding> {
 /// nginx's `proxy_read_timeout` when no directive sets it.
 const NGINX_DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What a path nginx passes to the handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathPurpose {
+    /// Address updates.
+    Updates,
+    /// The status page (new in 0.2.0: older directives lack it).
+    StatusPage,
+    /// The ACME challenge endpoints.
+    Challenges,
+}
+
+/// A request path nginx must pass to the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedPath {
+    /// The path, e.g. `/nic/update`.
+    pub path: String,
+    /// What it serves.
+    pub purpose: PathPurpose,
+}
+
 /// The request paths nginx must pass to the handler for what `config`
 /// enables: updates and the status page always, the ACME challenge
 /// endpoints when `[acme]` is on.
-pub fn passed_paths(config: &Config) -> Vec<String> {
-    let mut paths = vec!["/nic/update".to_string(), "/status".to_string()];
+pub fn passed_paths(config: &Config) -> Vec<PassedPath> {
+    let passed = |path: String, purpose| PassedPath { path, purpose };
+    let mut paths = vec![
+        passed("/nic/update".into(), PathPurpose::Updates),
+        passed("/status".into(), PathPurpose::StatusPage),
+    ];
     if config.acme.enabled {
         let base = config.acme.httpreq_path.trim_end_matches('/');
         for endpoint in ["present", "cleanup", "update"] {
-            paths.push(format!("{base}/{endpoint}"));
+            paths.push(passed(
+                format!("{base}/{endpoint}"),
+                PathPurpose::Challenges,
+            ));
         }
     }
     paths
 }
 
-/// Whether `path` is one of the ACME challenge endpoints.
-fn is_challenge_path(config: &Config, path: &str) -> bool {
-    config.acme.enabled && path != "/nic/update" && path != "/status"
+/// Whether any of `paths` is an ACME challenge endpoint.
+fn any_challenge(paths: &[&PassedPath]) -> bool {
+    paths.iter().any(|p| p.purpose == PathPurpose::Challenges)
+}
+
+/// `paths` as a list for a message.
+fn path_list(paths: &[&PassedPath]) -> String {
+    paths
+        .iter()
+        .map(|p| p.path.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks one domain's "Additional nginx directives": every path in
@@ -751,15 +787,15 @@ fn check_nginx_file(
     file: &Path,
     directives: &[nginx_conf::Directive],
     config: &Config,
-    paths: &[String],
+    paths: &[PassedPath],
     expected: &[ExpectedDirective],
     paste: &str,
 ) -> Vec<Finding> {
     // The paths each location serves, in the order of `paths`.
-    let mut served: Vec<(&nginx_conf::Directive, Vec<&str>)> = Vec::new();
-    let mut unserved: Vec<&str> = Vec::new();
+    let mut served: Vec<(&nginx_conf::Directive, Vec<&PassedPath>)> = Vec::new();
+    let mut unserved: Vec<&PassedPath> = Vec::new();
     for path in paths {
-        match nginx_conf::location_serving(directives, path) {
+        match nginx_conf::location_serving(directives, &path.path) {
             Some(location) => match served.iter_mut().find(|(l, _)| std::ptr::eq(*l, location)) {
                 Some((_, list)) => list.push(path),
                 None => served.push((location, vec![path])),
@@ -785,7 +821,7 @@ fn check_nginx_file(
             .map(|m| format!("`{}` ({})", m.display(), m.why))
             .collect();
         let wait = config.acme.present_wait;
-        if list.iter().any(|p| is_challenge_path(config, p)) {
+        if any_challenge(&list) {
             let (timeout, shown) = match read_timeout(block) {
                 Some((Some(t), text)) => (t, text),
                 Some((None, text)) => (Duration::ZERO, text),
@@ -807,7 +843,7 @@ fn check_nginx_file(
                 subject,
                 format!(
                     "{loc} passes {} to the handler ({})",
-                    list.join(", "),
+                    path_list(&list),
                     file.display()
                 ),
             ));
@@ -821,17 +857,16 @@ fn check_nginx_file(
     if !unserved.is_empty() {
         // Without the challenge paths certificates fail; without /status
         // only the status page is missing (directives from before 0.2.0).
-        let (finding, why): (fn(&str, String) -> Finding, &str) =
-            if unserved.iter().any(|p| is_challenge_path(config, p)) {
-                (|s, t| Finding::fail(s, t), " ([acme] is enabled)")
-            } else {
-                (|s, t| Finding::warn(s, t), " (the status page)")
-            };
+        let (finding, why): (fn(&str, String) -> Finding, &str) = if any_challenge(&unserved) {
+            (|s, t| Finding::fail(s, t), " ([acme] is enabled)")
+        } else {
+            (|s, t| Finding::warn(s, t), " (the status page)")
+        };
         findings.push(finding(
             subject,
             format!(
                 "no location passes {} to the handler{why} ({}): {paste}",
-                unserved.join(", "),
+                path_list(&unserved),
                 file.display()
             ),
         ));
