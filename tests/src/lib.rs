@@ -312,6 +312,22 @@ impl TestEnv {
         self.applier().args(args).output().expect("run applier")
     }
 
+    /// Runs one batch (`--once`): its exit code (-1 when killed) and its
+    /// log.
+    pub fn run_once(&self) -> (i32, String) {
+        let out = self.run_applier(&["--once"]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs one batch (`--once`) that must succeed (exit 0).
+    pub fn apply_once(&self) {
+        let (code, log) = self.run_once();
+        assert_eq!(code, 0, "{log}");
+    }
+
     /// Runs `dyndns-applier publish`.
     pub fn publish(&self) {
         let out = self.run_applier(&["publish"]);

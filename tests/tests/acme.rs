@@ -60,16 +60,6 @@ fn serve(env: &mut TestEnv) -> DnsServer {
     dns
 }
 
-fn once(env: &TestEnv) {
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -99,17 +89,17 @@ fn challenge_values_reach_the_dns_server() {
     let (v1, v2) = (challenge_value("apex"), challenge_value("wildcard"));
     env.enqueue_txt(HOME, "present", Some(&v1), "alice", SystemTime::now());
     env.enqueue_txt(HOME, "present", Some(&v2), "alice", SystemTime::now());
-    once(&env);
+    env.apply_once();
     served(&dns, HOME, "TXT", vec![v1.clone(), v2.clone()]);
 
     env.enqueue_txt(HOME, "cleanup", Some(&v1), "alice", SystemTime::now());
-    once(&env);
+    env.apply_once();
     served(&dns, HOME, "TXT", vec![v2.clone()]);
 
     // an address change goes the same way
     env.enqueue("home.dyn.example.com", "A", "198.51.100.7");
     env.enqueue_txt(HOME, "clear", None, "alice", SystemTime::now());
-    once(&env);
+    env.apply_once();
     served(&dns, HOME, "TXT", vec![]);
     served(
         &dns,
@@ -163,7 +153,7 @@ fn a_failing_reload_is_retried() {
     thread::sleep(Duration::from_millis(400));
     let v2 = challenge_value("y");
     env.enqueue_txt(HOME, "present", Some(&v2), "alice", SystemTime::now());
-    once(&env);
+    env.apply_once();
     served(&dns, HOME, "TXT", vec![v, v2]);
 }
 

@@ -56,19 +56,11 @@ fn env() -> TestEnv {
     env
 }
 
-fn once(env: &TestEnv) -> (i32, String) {
-    let out = env.run_applier(&["--once"]);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn one_update() {
     let env = env();
     env.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         env.addresses("dyn.example.com", "h1.dyn.example.com.", "A"),
@@ -116,7 +108,7 @@ fn dual_stack() {
     let env = env();
     env.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
     env.enqueue("h1.dyn.example.com", "AAAA", "2001:db8:7::7");
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(
         env.addresses("dyn.example.com", "h1.dyn.example.com.", "A"),
         vec!["198.51.100.7"]
@@ -134,7 +126,7 @@ fn dual_stack() {
 fn zone_apex_uses_the_empty_label() {
     let env = env();
     env.enqueue("home.example.net", "A", "198.51.100.50");
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(
         env.addresses("home.example.net", "home.example.net.", "A"),
         vec!["198.51.100.50"]
@@ -181,7 +173,7 @@ fn coalescing_50_updates_5_hosts_2_zones() {
         };
         env.enqueue_at(host, "A", &addr, base + Duration::from_secs(100 + i));
     }
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(env.calls_of("--info").len(), 2, "one listing per zone");
     assert_eq!(
@@ -228,7 +220,7 @@ fn missing_record_goes_to_failed_with_a_reason() {
     let env = env();
     env.enqueue("missing.dyn.example.com", "A", "198.51.100.7");
     env.enqueue("h2.dyn.example.com", "A", "198.51.100.8");
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 2, "exit 2: something was rejected\n{log}");
     assert_eq!(
         env.addresses("dyn.example.com", "h2.dyn.example.com.", "A"),
@@ -254,7 +246,7 @@ fn missing_record_goes_to_failed_with_a_reason() {
         "{reason}"
     );
     // and it stays failed: the next run is clean
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
 }
 
 #[test]
@@ -262,7 +254,7 @@ fn zone_not_allowed_goes_to_failed() {
     let env = env();
     env.enqueue("www.example.org", "A", "198.51.100.7");
     env.enqueue("h2.dyn.example.com", "A", "198.51.100.8");
-    let (code, _) = once(&env);
+    let (code, _) = env.run_once();
     assert_eq!(code, 2);
     let failed = env.queue_files("failed");
     let reason_file = failed.iter().find(|f| f.ends_with(".reason")).unwrap();
@@ -287,7 +279,7 @@ fn zone_not_allowed_goes_to_failed() {
 fn type_not_enabled_for_host_goes_to_failed() {
     let env = env();
     env.enqueue("home.example.net", "AAAA", "2001:db8::99");
-    let (code, _) = once(&env);
+    let (code, _) = env.run_once();
     assert_eq!(code, 2);
     assert!(env.calls().is_empty());
 }
@@ -507,7 +499,7 @@ fn sigterm_mid_batch_finishes_the_host_and_loses_nothing() {
         "{:?}",
         env.queue_files("cur")
     );
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         env.addresses("dyn.example.com", "h2.dyn.example.com.", "A"),
@@ -523,13 +515,13 @@ fn sigterm_mid_batch_finishes_the_host_and_loses_nothing() {
 fn once_exit_codes() {
     // 0: nothing to do
     let env1 = env();
-    assert_eq!(once(&env1).0, 0);
+    assert_eq!(env1.run_once().0, 0);
     // 3: Plesk keeps failing, the entry is kept for a retry
     let mut env2 = env();
     env2.applier_env
         .push(("PLESK_EMU_FAIL".into(), "--info:5".into()));
     env2.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
-    let (code, log) = once(&env2);
+    let (code, log) = env2.run_once();
     assert_eq!(code, 3, "{log}");
     assert_eq!(env2.queue_files("cur").len(), 1, "kept");
     let status = String::from_utf8_lossy(&env2.run_applier(&["status"]).stdout).into_owned();
@@ -539,12 +531,12 @@ fn once_exit_codes() {
     );
     // the backoff is respected by the next --once (still 3, no new Plesk call)
     let calls = env2.calls().len();
-    assert_eq!(once(&env2).0, 3);
+    assert_eq!(env2.run_once().0, 3);
     assert_eq!(env2.calls().len(), calls);
     // 2: rejected (covered above), 1: broken config
     let env3 = env();
     fs::write(&env3.config, "zones = [").unwrap();
-    let (code, log) = once(&env3);
+    let (code, log) = env3.run_once();
     assert_eq!(code, 1);
     assert!(log.contains("dyndns.toml"), "{log}");
 }
@@ -617,7 +609,7 @@ fn status_and_check_config() {
     let env = env();
     env.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
     env.enqueue("missing.dyn.example.com", "A", "198.51.100.8");
-    once(&env);
+    env.run_once();
     env.enqueue("h2.dyn.example.com", "A", "198.51.100.9");
     let out = env.run_applier(&["status"]);
     assert!(out.status.success());
@@ -667,7 +659,7 @@ fn record_already_holding_the_new_address_only_loses_the_old_one() {
         ],
     )]);
     env.enqueue("h1.dyn.example.com", "A", "198.51.100.7");
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(
         env.addresses("dyn.example.com", "h1.dyn.example.com.", "A"),
         vec!["198.51.100.7"]
@@ -737,7 +729,7 @@ fn metrics_textfile_for_node_exporter() {
     env.enqueue("h3.dyn.example.com", "A", "192.0.2.3");
     env.enqueue("a.home.example.net", "A", "198.51.100.8");
     env.enqueue("missing.dyn.example.com", "A", "198.51.100.9");
-    assert_eq!(once(&env).0, 2);
+    assert_eq!(env.run_once().0, 2);
     let text = fs::read_to_string(&prom).expect("metrics file");
     for expected in [
         "dyndns_updates_applied_total 1\n",

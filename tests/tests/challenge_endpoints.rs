@@ -92,16 +92,6 @@ fn pending_op(env: &TestEnv, name: &str, value: &str) -> Option<String> {
     entry["txt"]["op"].as_str().map(str::to_string)
 }
 
-fn once(env: &TestEnv) {
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn zone_txt(env: &TestEnv, name: &str) -> Vec<String> {
     env.addresses("dyn.example.com", &format!("{name}."), "TXT")
 }
@@ -300,7 +290,7 @@ fn at_most_max_values_counting_pending_and_applied_ones() {
     assert_eq!(r.status, 409, "two pending values fill the name: {r:?}");
     assert_eq!(pending_op(&env, HOME, &v3), None);
     // applied values count the same
-    once(&env);
+    env.apply_once();
     assert_eq!(zone_txt(&env, HOME).len(), 2);
     assert!(env.queue_files("new").is_empty());
     let r = httpreq(&server, "present", "alice", HOME, &v3);
@@ -313,7 +303,7 @@ fn at_most_max_values_counting_pending_and_applied_ones() {
     assert_eq!(pending_op(&env, HOME, &v1).as_deref(), Some("cleanup"));
     let r = httpreq(&server, "present", "alice", HOME, &v3);
     assert_eq!(r.status, 202, "{r:?}");
-    once(&env);
+    env.apply_once();
     let mut want = vec![v2.clone(), v3.clone()];
     want.sort();
     assert_eq!(zone_txt(&env, HOME), want);
@@ -464,7 +454,7 @@ fn acme_dns_update() {
     assert_eq!(pending_op(&env, HOME, &v1).as_deref(), Some("present"));
     let r = acme_dns(&server, "alice", "secret", &body(HOME, &v2));
     assert_eq!(r.status, 200, "{r:?}");
-    once(&env);
+    env.apply_once();
     assert_eq!(
         published(&env, "home.dyn.example.com"),
         vec![v1.clone(), v2.clone()]
@@ -474,7 +464,7 @@ fn acme_dns_update() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(pending_op(&env, HOME, &v1).as_deref(), Some("cleanup"));
     assert_eq!(pending_op(&env, HOME, &v3).as_deref(), Some("present"));
-    once(&env);
+    env.apply_once();
     let mut want = vec![v2.clone(), v3.clone()];
     want.sort();
     assert_eq!(zone_txt(&env, HOME), want);

@@ -33,14 +33,6 @@ fn env() -> TestEnv {
     env_with("enabled = true")
 }
 
-fn once(env: &TestEnv) -> (i32, String) {
-    let out = env.run_applier(&["--once"]);
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn txt(env: &TestEnv, name: &str) -> Vec<String> {
     env.addresses("dyn.example.com", &format!("{name}."), "TXT")
 }
@@ -89,7 +81,7 @@ fn present_cleanup_and_clear_are_applied() {
     // apex and wildcard certificate in one order: two values at once
     env.enqueue_txt(HOME, "present", Some(&v1), "alice", at(1));
     env.enqueue_txt(HOME, "present", Some(&v2), "alice", at(2));
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(txt(&env, HOME), sorted(vec![v1.clone(), v2.clone()]));
     assert_eq!(
@@ -110,13 +102,13 @@ fn present_cleanup_and_clear_are_applied() {
     // presenting a value that is there changes nothing
     env.enqueue_txt(HOME, "present", Some(&v1), "alice", at(3));
     let calls = env.calls().len();
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(commands(&env, calls), vec!["--info dyn.example.com"]);
 
     // cleanup removes its value only
     env.enqueue_txt(HOME, "cleanup", Some(&v1), "alice", at(4));
     let calls = env.calls().len();
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(txt(&env, HOME), vec![v2.clone()]);
     assert_eq!(
         commands(&env, calls)[1],
@@ -127,7 +119,7 @@ fn present_cleanup_and_clear_are_applied() {
     // clear removes every value of the name, nothing else
     env.enqueue_txt(HOME, "present", Some(&v1), "alice", at(5));
     env.enqueue_txt(HOME, "clear", None, "alice", at(6));
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert!(txt(&env, HOME).is_empty());
     assert_eq!(txt(&env, "dyn.example.com"), vec!["v=spf1 -all"]);
     assert_eq!(created_values(&env), 0);
@@ -150,7 +142,7 @@ fn a_pattern_grant_covers_the_challenge_of_its_hosts() {
         "alice",
         at(1),
     );
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         txt(&env, "_acme-challenge.pc1.office.dyn.example.com"),
@@ -179,7 +171,7 @@ fn foreign_and_unknown_names_are_rejected() {
         "alice",
         at(4),
     );
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 2, "exit 2: something was rejected\n{log}");
     assert!(env.calls_of("--add").is_empty());
     assert!(
@@ -219,7 +211,7 @@ fn entries_that_do_not_match_their_name_are_rejected() {
         &format!("home.dyn.example.com_TXT-{tag}.json"),
         body.as_bytes(),
     );
-    let (code, _) = once(&env);
+    let (code, _) = env.run_once();
     assert_eq!(code, 2);
     let reasons = failed_reasons(&env);
     assert!(
@@ -241,7 +233,7 @@ fn entries_that_do_not_match_their_name_are_rejected() {
 fn challenges_are_off_unless_enabled() {
     let env = env_with("enabled = false");
     env.enqueue_txt(HOME, "present", Some(&challenge_value("x")), "alice", at(1));
-    assert_eq!(once(&env).0, 2);
+    assert_eq!(env.run_once().0, 2);
     assert!(failed_reasons(&env).contains("ACME challenges are disabled"));
     assert!(env.calls().is_empty());
 }
@@ -253,7 +245,7 @@ fn more_values_than_allowed_are_rejected() {
     for (i, v) in values.iter().enumerate() {
         env.enqueue_txt(HOME, "present", Some(v), "alice", at(i as u64));
     }
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 2, "{log}");
     assert_eq!(txt(&env, HOME), sorted(values[..2].to_vec()));
     let reasons = failed_reasons(&env);
@@ -267,7 +259,7 @@ fn more_values_than_allowed_are_rejected() {
     // a cleanup makes room again
     env.enqueue_txt(HOME, "cleanup", Some(&values[0]), "alice", at(10));
     env.enqueue_txt(HOME, "present", Some(&values[2]), "alice", at(11));
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(txt(&env, HOME), sorted(values[1..].to_vec()));
 }
 
@@ -288,16 +280,16 @@ fn stale_values_are_removed_after_the_lifetime() {
         ],
     )]);
     env.enqueue_txt(HOME, "present", Some(&mine), "alice", at(1));
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(txt(&env, HOME), sorted(vec![mine.clone(), theirs.clone()]));
 
     // within the lifetime nothing is due: no listing at all
     let before = env.calls().len();
-    assert_eq!(once(&env).0, 0);
+    assert_eq!(env.run_once().0, 0);
     assert_eq!(env.calls().len(), before, "nothing to do, no Plesk call");
 
     std::thread::sleep(Duration::from_millis(2100));
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(
         txt(&env, HOME),
@@ -322,7 +314,7 @@ fn one_listing_per_zone_with_addresses_and_challenges() {
     env.enqueue("home.dyn.example.com", "A", "198.51.100.7");
     env.enqueue_txt(HOME, "present", Some(&v), "alice", at(1));
     env.enqueue_txt(NAS, "present", Some(&challenge_value("nas")), "bob", at(2));
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     let cmds = commands(&env, 0);
     assert_eq!(
@@ -347,12 +339,12 @@ fn a_failed_add_is_retried() {
         .push(("PLESK_EMU_FAIL".into(), "--add:1".into()));
     let v = challenge_value("retry");
     env.enqueue_txt(HOME, "present", Some(&v), "alice", at(1));
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 3, "exit 3: something was deferred\n{log}");
     assert!(txt(&env, HOME).is_empty());
     assert_eq!(env.queue_files("cur").len(), 1, "the entry waits in cur/");
     std::thread::sleep(Duration::from_millis(400));
-    let (code, log) = once(&env);
+    let (code, log) = env.run_once();
     assert_eq!(code, 0, "{log}");
     assert_eq!(txt(&env, HOME), vec![v]);
     assert!(env.queue_files("cur").is_empty());

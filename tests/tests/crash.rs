@@ -239,13 +239,7 @@ fn kill_9_between_del_and_add() {
         "the journal records the interrupted change"
     );
     // the restarted applier has no hang injected any more
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.apply_once();
     assert_converged(&env, "198.51.100.2", "between del and add");
 }
 

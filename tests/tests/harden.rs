@@ -546,13 +546,7 @@ fn failed_is_trimmed_by_count_and_age() {
     )
     .unwrap();
     env.enqueue("pc.dyn.example.com", "A", "198.51.100.4");
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.apply_once();
     let failed = env.queue_files("failed");
     let items: Vec<&String> = failed.iter().filter(|f| f.ends_with(".item")).collect();
     assert_eq!(items.len(), 1000, "kept the newest 1000 items");

@@ -118,13 +118,7 @@ fn a_host_over_its_change_limit_is_answered_abuse_and_nothing_is_lost() {
     let server = env.serve();
     for ip in ["198.51.100.1", "198.51.100.2"] {
         assert_eq!(update(&server, ip), format!("good {ip}\n"));
-        let out = env.run_applier(&["--once"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        env.apply_once();
     }
     let record = env.host_record("home.dyn.example.com").unwrap();
     assert_eq!(record["history"].as_array().unwrap().len(), 2);
@@ -178,13 +172,7 @@ fn a_host_over_its_change_limit_is_answered_abuse_and_nothing_is_lost() {
     assert!(text.contains("over the change limit"), "{text}");
     // going back to the zone's address cancels the held-back change
     assert_eq!(update(&server, "198.51.100.2"), "good 198.51.100.2\n");
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.apply_once();
     assert_eq!(
         env.calls_of("--add").len(),
         before,
@@ -344,13 +332,7 @@ fn nochg_records_heard_once_per_resolution_and_the_applier_folds_it_in() {
 
     // the applier folds it in without touching Plesk
     let calls_before = env.calls().len();
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.apply_once();
     assert_eq!(env.calls().len(), calls_before, "no Plesk call at all");
     assert!(env.queue_files("new").is_empty() && env.queue_files("cur").is_empty());
     let record = env.host_record("home.dyn.example.com").unwrap();

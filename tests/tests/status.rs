@@ -108,13 +108,7 @@ fn setup_on(runtime: Runtime, applier: &str) -> Option<(TestEnv, Server)> {
 }
 
 fn run_applier(env: &TestEnv) {
-    let out = env.run_applier(&["--once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.apply_once();
 }
 
 fn update(server: &Server, who: (&str, &str), query: &str, client: &str) -> String {
