@@ -13,11 +13,15 @@ use std::time::{Duration, SystemTime};
 use dyndns_tests::acme::{
     CertbotHooks, DnsServer, Httpreq, Pebble, run_certbot, run_lego, subject_alt_names,
 };
-use dyndns_tests::{Runtime, TestEnv, challenge_value, credential, wait_for};
+use dyndns_tests::{
+    RunningApplier, Runtime, Server, TestEnv, challenge_value, credential, wait_for,
+};
 use test_case::test_case;
 
 const ZONE: &str = "dyn.example.com";
 const HOME: &str = "_acme-challenge.home.dyn.example.com";
+/// What the ACME client tests order: a host and its wildcard.
+const DOMAINS: [&str; 2] = ["home.dyn.example.com", "*.home.dyn.example.com"];
 
 fn env() -> TestEnv {
     let cred = credential("secret");
@@ -206,6 +210,63 @@ fn no_challenge_left(env: &TestEnv, dns: &DnsServer, context: &str) {
     );
 }
 
+/// What an ACME client test runs against: the zone served by named, pebble
+/// validating through it, and a running applier that has published the
+/// view.
+struct Rig {
+    env: TestEnv,
+    dns: DnsServer,
+    pebble: Pebble,
+    applier: RunningApplier,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        let mut env = env();
+        let dns = serve(&mut env);
+        let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
+        let applier = env.spawn_applier(&["run"]);
+        assert!(wait_for(Duration::from_secs(10), || env
+            .state
+            .join("view/settings.json")
+            .exists()));
+        Rig {
+            env,
+            dns,
+            pebble,
+            applier,
+        }
+    }
+
+    /// Fails the test with the ACME client's log and the handler's and
+    /// applier's.
+    fn client_failed(&self, client: &str, log: &str, server: &Server) -> ! {
+        panic!(
+            "{client} failed:\n{log}\nhandler:\n{}\napplier:\n{}",
+            server.log(),
+            self.applier.log()
+        )
+    }
+
+    /// Checks an order for the host and its wildcard: the certificate names
+    /// both, the handler saw two presents and two cleanups, each present
+    /// waited for its value to be in the zone, and no challenge record is
+    /// left. Stops the applier; returns how long each present waited (ms).
+    fn finish_order(mut self, cert: &std::path::Path, server: &Server) -> Vec<u64> {
+        assert_eq!(subject_alt_names(cert), vec![DOMAINS[1], DOMAINS[0]]);
+        let log = server.log();
+        let presents = log.matches("challenge present").count();
+        let cleanups = log.matches("challenge cleanup").count();
+        assert_eq!((presents, cleanups), (2, 2), "{log}");
+        let waits = present_waits(&log);
+        assert_eq!(waits.len(), 2, "both presents waited for the zone: {log}");
+        no_challenge_left(&self.env, &self.dns, &self.applier.log());
+        self.applier.terminate();
+        assert_eq!(self.applier.wait_timeout(Duration::from_secs(10)), Some(0));
+        waits
+    }
+}
+
 /// The whole path with real parts: lego (httpreq) -> the handler component
 /// served by `runtime` -> queue -> applier -> Plesk emulator -> BIND ->
 /// pebble's DNS-01 validation, for a host and its wildcard in one order.
@@ -215,99 +276,50 @@ fn lego_gets_a_certificate_for_a_host_and_its_wildcard(runtime: Runtime) {
     if !runtime.usable() {
         return;
     }
-    let mut env = env();
-    let dns = serve(&mut env);
-    let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
-    let mut applier = env.spawn_applier(&["run"]);
-    assert!(wait_for(Duration::from_secs(10), || env
-        .state
-        .join("view/settings.json")
-        .exists()));
-    let server = env.serve_on(runtime);
+    let rig = Rig::start();
+    let server = rig.env.serve_on(runtime);
     let endpoint = format!("http://127.0.0.1:{}/acme", server.port);
-    let domains = ["home.dyn.example.com", "*.home.dyn.example.com"];
-    let result = run_lego(
-        &env.dir.path().join("lego"),
-        &pebble,
-        &dns,
+    let cert = run_lego(
+        &rig.env.dir.path().join("lego"),
+        &rig.pebble,
+        &rig.dns,
         &Httpreq {
             endpoint: &endpoint,
             username: "alice",
             password: "secret",
         },
-        &domains,
-    );
-    let cert = result.unwrap_or_else(|log| {
-        panic!(
-            "lego failed:\n{log}\nhandler:\n{}\napplier:\n{}",
-            server.log(),
-            applier.log()
-        )
-    });
-    assert_eq!(
-        subject_alt_names(&cert),
-        vec!["*.home.dyn.example.com", "home.dyn.example.com"]
-    );
-    let log = server.log();
-    let presents = log.matches("challenge present").count();
-    let cleanups = log.matches("challenge cleanup").count();
-    assert_eq!((presents, cleanups), (2, 2), "{log}");
-    let waits = present_waits(&log);
-    assert_eq!(waits.len(), 2, "both presents waited for the zone: {log}");
+        &DOMAINS,
+    )
+    .unwrap_or_else(|log| rig.client_failed("lego", &log, &server));
+    let waits = rig.finish_order(&cert, &server);
     let slowest = waits.iter().max().copied().unwrap_or_default();
     assert!(slowest < 10_000, "present -> in the zone took {slowest} ms");
     eprintln!(
         "{}: present -> in the zone: {waits:?} ms (applier interval 100 ms)",
         runtime.name()
     );
-    no_challenge_left(&env, &dns, &applier.log());
-    applier.terminate();
-    assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
 }
 
 /// certbot with the manual hooks the README shows (`examples/acme/certbot-hook.sh`,
 /// curl against the httpreq endpoint), through the real handler.
 #[test]
 fn certbot_with_the_example_hooks_gets_a_certificate() {
-    let mut env = env();
-    let dns = serve(&mut env);
-    let pebble = Pebble::start(&env.dir.path().join("pebble"), dns.port);
-    let mut applier = env.spawn_applier(&["run"]);
-    assert!(wait_for(Duration::from_secs(10), || env
-        .state
-        .join("view/settings.json")
-        .exists()));
-    let server = env.serve();
-    let netrc = env.dir.path().join("netrc");
+    let rig = Rig::start();
+    let server = rig.env.serve();
+    let netrc = rig.env.dir.path().join("netrc");
     std::fs::write(&netrc, "machine 127.0.0.1 login alice password secret\n").unwrap();
     let script = dyndns_tests::root().join("examples/acme/certbot-hook.sh");
     let url = format!("http://127.0.0.1:{}/acme", server.port);
     let cert = run_certbot(
-        &env.dir.path().join("certbot"),
-        &pebble,
+        &rig.env.dir.path().join("certbot"),
+        &rig.pebble,
         &CertbotHooks {
             script: &script,
             url: &url,
             netrc: &netrc,
         },
-        &["home.dyn.example.com", "*.home.dyn.example.com"],
+        &DOMAINS,
     )
-    .unwrap_or_else(|log| {
-        panic!(
-            "certbot failed:\n{log}\nhandler:\n{}\napplier:\n{}",
-            server.log(),
-            applier.log()
-        )
-    });
-    assert_eq!(
-        subject_alt_names(&cert),
-        vec!["*.home.dyn.example.com", "home.dyn.example.com"]
-    );
-    let log = server.log();
-    assert_eq!(log.matches("challenge present").count(), 2, "{log}");
-    assert_eq!(log.matches("challenge cleanup").count(), 2, "{log}");
-    assert_eq!(present_waits(&log).len(), 2, "{log}");
-    no_challenge_left(&env, &dns, &applier.log());
-    applier.terminate();
-    assert_eq!(applier.wait_timeout(Duration::from_secs(10)), Some(0));
+    .unwrap_or_else(|log| rig.client_failed("certbot", &log, &server));
+    rig.finish_order(&cert, &server);
 }
